@@ -1,0 +1,167 @@
+#include "engines/model/sampling.h"
+
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace varbench {
+
+int64_t SamplingSettings::top_k_at(int64_t scale) const { return top_k.size() == 1 ? top_k[0] : top_k.at(scale); }
+double SamplingSettings::temperature_at(int64_t scale) const {
+  return temperature.size() == 1 ? temperature[0] : temperature.at(scale);
+}
+double SamplingSettings::guidance_at(int64_t scale, int64_t num_scales) const {
+  const double ratio = static_cast<double>(scale) / static_cast<double>(num_scales - 1);
+  return cfg * ratio;
+}
+
+void SamplingSettings::validate(int64_t num_scales) const {
+  if (top_k.size() != 1 && static_cast<int64_t>(top_k.size()) != num_scales)
+    throw std::runtime_error(fmt::format("top_k: {} values given; give one, or one per scale ({})", top_k.size(), num_scales));
+  if (temperature.size() != 1 && static_cast<int64_t>(temperature.size()) != num_scales)
+    throw std::runtime_error(
+        fmt::format("temperature: {} values given; give one, or one per scale ({})", temperature.size(), num_scales));
+  for (auto k : top_k)
+    if (k < 0) throw std::runtime_error(fmt::format("top_k = {}: must be >= 0 (0 disables)", k));
+  for (auto t : temperature)
+    if (!(t > 0)) throw std::runtime_error(fmt::format("temperature = {}: must be > 0", t));
+  if (!(top_p >= 0 && top_p <= 1)) throw std::runtime_error(fmt::format("top_p = {}: must be in [0, 1] (0 disables)", top_p));
+  if (!std::isfinite(cfg)) throw std::runtime_error(fmt::format("cfg = {}: must be finite", cfg));
+}
+
+RngMode parse_rng_mode(const std::string& name) {
+  if (name == "reference") return RngMode::kReference;
+  if (name == "per-image") return RngMode::kPerImage;
+  throw std::runtime_error(fmt::format("unknown rng mode '{}' (reference, per-image)", name));
+}
+std::string rng_mode_name(RngMode mode) { return mode == RngMode::kReference ? "reference" : "per-image"; }
+
+torch::Tensor apply_guidance(const torch::Tensor& logits_2B, double t) {
+  const int64_t B = logits_2B.size(0) / 2;
+  return (1 + t) * logits_2B.narrow(0, 0, B) - t * logits_2B.narrow(0, B, B);
+}
+
+void filter_top_k_top_p_(torch::Tensor& logits, int64_t top_k, double top_p) {
+  const int64_t V = logits.size(-1);
+  const auto neg_inf = -std::numeric_limits<double>::infinity();
+  if (top_k > 0 && top_k < V) {
+    auto kth = std::get<0>(logits.topk(top_k, -1, /*largest=*/true, /*sorted=*/false)).amin(-1, /*keepdim=*/true);
+    logits.masked_fill_(logits < kth, neg_inf);
+  }
+  if (top_p > 0) {
+    auto [sorted_logits, sorted_idx] = logits.sort(-1, /*descending=*/false);
+    auto remove_sorted = sorted_logits.softmax(-1).cumsum_(-1) <= (1 - top_p);
+    remove_sorted.narrow(-1, V - 1, 1).fill_(false);  // never the largest
+    logits.masked_fill_(remove_sorted.scatter(sorted_idx.dim() - 1, sorted_idx, remove_sorted), neg_inf);
+  }
+}
+
+torch::Tensor token_probabilities(torch::Tensor logits, int64_t top_k, double top_p, double temperature) {
+  filter_top_k_top_p_(logits, top_k, top_p);
+  return (logits / temperature).softmax(-1);
+}
+
+// ---------------------------------------------------------------------------------------------------
+uint32_t hash32(uint32_t x) {  // "lowbias32" (C. Wellons): a full-avalanche 32-bit integer hash
+  x ^= x >> 16;
+  x *= 0x7feb352dU;
+  x ^= x >> 15;
+  x *= 0x846ca68bU;
+  x ^= x >> 16;
+  return x;
+}
+
+namespace {
+constexpr int64_t kLow32 = 0xFFFFFFFFLL;
+// Low 32 bits of x * a for x in [0, 2^32), without leaving int64's range: split a into 16-bit halves.
+torch::Tensor mul32(const torch::Tensor& x, uint32_t a) {
+  const int64_t lo = a & 0xFFFF, hi = a >> 16;
+  return (x * lo + (x * hi).bitwise_and(0xFFFF).__lshift__(16)).bitwise_and(kLow32);
+}
+uint32_t mix(uint32_t key, uint64_t value) {
+  return hash32(hash32(key ^ static_cast<uint32_t>(value)) ^ static_cast<uint32_t>(value >> 32));
+}
+}  // namespace
+
+torch::Tensor hash32(const torch::Tensor& x_in) {
+  auto x = x_in.bitwise_and(kLow32);
+  x = x.bitwise_xor(x.__rshift__(16));
+  x = mul32(x, 0x7feb352dU);
+  x = x.bitwise_xor(x.__rshift__(15));
+  x = mul32(x, 0x846ca68bU);
+  return x.bitwise_xor(x.__rshift__(16));
+}
+
+TokenSampler TokenSampler::reference(uint64_t seed, torch::Device device) {
+  TokenSampler s;
+  s.mode_ = RngMode::kReference;
+  s.device_ = device;
+  // A fresh generator of the device's kind (the official sampler keeps one per model on its device).
+  s.generator_ = device.is_cpu() ? at::detail::createCPUGenerator(seed) : at::globalContext().defaultGenerator(device).clone();
+  s.generator_.set_current_seed(seed);
+  return s;
+}
+
+TokenSampler TokenSampler::per_image(uint64_t seed, const std::vector<int64_t>& image_indices, torch::Device device) {
+  TokenSampler s;
+  s.mode_ = RngMode::kPerImage;
+  s.device_ = device;
+  std::vector<int64_t> keys;
+  keys.reserve(image_indices.size());
+  const uint32_t seed_key = mix(0x9e3779b9U, seed);
+  for (int64_t index : image_indices) keys.push_back(mix(seed_key, static_cast<uint64_t>(index)));
+  s.row_keys_ = torch::tensor(keys, torch::kLong).to(device, /*non_blocking=*/true);
+  return s;
+}
+
+torch::Tensor TokenSampler::uniforms(int64_t batch, int64_t positions, int64_t scale, RandomStream stream, int64_t width) {
+  auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device_);
+  if (mode_ == RngMode::kReference) return torch::rand({batch, positions, width}, generator_, f64).squeeze(-1);
+  if (row_keys_.size(0) != batch)
+    throw std::logic_error(fmt::format("per-image sampler has {} images, asked for {}", row_keys_.size(0), batch));
+  const uint32_t call_key = hash32(hash32(static_cast<uint32_t>(scale)) ^ (static_cast<uint32_t>(stream) * 0x85ebca6bU));
+  auto opts = torch::TensorOptions().dtype(torch::kLong).device(device_);
+  auto counter = torch::arange(positions * width, opts).view({1, positions, width});
+  auto key = hash32(row_keys_.view({batch, 1, 1}).bitwise_xor(static_cast<int64_t>(call_key)));
+  // Two 32-bit words per uniform -> 53 random bits.
+  auto base = hash32(key.bitwise_xor(hash32(counter * 2)));
+  auto a = hash32(base.bitwise_xor(0x68e31da4)).__rshift__(5);               // 27 bits
+  auto b = hash32(base.bitwise_xor(hash32(counter * 2 + 1))).__rshift__(6);  // 26 bits
+  auto u = (a.to(torch::kFloat64) * 67108864.0 + b.to(torch::kFloat64)) * (1.0 / 9007199254740992.0);
+  return width == 1 ? u.squeeze(-1) : u;
+}
+
+torch::Tensor TokenSampler::draw(const torch::Tensor& probs, int64_t scale, RandomStream stream) {
+  const int64_t B = probs.size(0), l = probs.size(1), V = probs.size(2);
+  if (mode_ == RngMode::kReference)
+    return torch::multinomial(probs.reshape({-1, V}), 1, /*replacement=*/true, generator_).view({B, l});
+  // Inverse CDF in float64: the first token whose cumulative mass exceeds u * total.
+  auto cdf = probs.to(torch::kFloat64).cumsum(-1);
+  auto target = uniforms(B, l, scale, stream) * cdf.select(-1, V - 1);
+  auto idx = torch::searchsorted(cdf, target.unsqueeze(-1), /*out_int32=*/false, /*right=*/true).squeeze(-1);
+  return idx.clamp_max(V - 1);
+}
+
+torch::Tensor TokenSampler::sample(torch::Tensor& logits, int64_t scale, const SamplingSettings& settings) {
+  auto probs = token_probabilities(logits, settings.top_k_at(scale), settings.top_p, settings.temperature_at(scale));
+  return draw(probs, scale);
+}
+
+torch::Tensor TokenSampler::gumbel_soft_weights(const torch::Tensor& logits, int64_t scale, int64_t num_scales) {
+  // Official: tau = max(0.27 * (1 - 0.95 r), 0.005), logits scaled by (1 + r), Gumbel noise from the rng.
+  const double ratio = static_cast<double>(scale) / static_cast<double>(num_scales - 1);
+  const double tau = std::max(0.27 * (1 - ratio * 0.95), 0.005);
+  auto scaled = logits.mul(1 + ratio);
+  torch::Tensor gumbels;
+  if (mode_ == RngMode::kReference) {
+    gumbels = -torch::empty_like(scaled).exponential_(1, generator_).log();
+  } else {
+    auto u = uniforms(scaled.size(0), scaled.size(1), scale, RandomStream::kGumbel, scaled.size(2)).to(scaled.scalar_type());
+    gumbels = -(-torch::log1p(-u)).log();  // Exp(1) = -log(1-u); Gumbel = -log(Exp(1))
+  }
+  return ((scaled + gumbels) / tau).softmax(-1);
+}
+
+}  // namespace varbench

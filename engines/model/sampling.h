@@ -1,0 +1,77 @@
+#pragma once
+// Token sampling: classifier-free guidance, top-k / top-p filtering, per-scale temperature, and the
+// two RNG modes.
+//  - reference: one torch generator per model call, seeded as the official code seeds it, and the same
+//    multinomial calls in the same order (CPU + the same libtorch => the official tokens, bit for bit).
+//  - per-image (default): every uniform is a counter-based hash of (seed, global image index, scale,
+//    stream, position), computed with integer tensor ops on the model's device; an image's tokens do
+//    not depend on batch size, shard, GPU count or which model sampled the other scales.
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace varbench {
+
+struct SamplingSettings {
+  double cfg = 1.5;
+  std::vector<int64_t> top_k{900};      // one value for all scales, or one per scale; 0 disables
+  double top_p = 0.96;                  // 0 disables
+  std::vector<double> temperature{1.0}; // one value, or one per scale (CoDe: 1.1 on scales 0..6)
+  bool more_smooth = false;             // Gumbel-softmax code mixture (visualisation only, never for FID)
+
+  int64_t top_k_at(int64_t scale) const;
+  double temperature_at(int64_t scale) const;
+  // Guidance ramp t = cfg * s / (S-1): scale 0 is unguided.
+  double guidance_at(int64_t scale, int64_t num_scales) const;
+  // Throws naming the setting when a list has the wrong length or a value is out of range.
+  void validate(int64_t num_scales) const;
+};
+
+enum class RngMode { kReference, kPerImage };
+RngMode parse_rng_mode(const std::string& name);  // "reference" | "per-image"
+std::string rng_mode_name(RngMode mode);
+
+// Random streams of one image: a sampler draws several kinds of numbers per scale.
+enum class RandomStream : int64_t { kToken = 0, kGumbel = 1, kAccept = 2, kResample = 3, kDraft = 4 };
+
+// guided = (1+t) * cond - t * uncond, on logits [2B,l,V] laid out conditional rows first.
+torch::Tensor apply_guidance(const torch::Tensor& logits_2B, double t);
+// In place, as the official sample_with_top_k_top_p_: top-k keeps every logit >= the k-th largest
+// (ties kept); top-p sorts ascending and drops tokens whose cumulative mass is <= 1-p, never the largest.
+void filter_top_k_top_p_(torch::Tensor& logits, int64_t top_k, double top_p);
+// softmax(logits / temperature) after filtering (CoDe applies temperature after the filters).
+torch::Tensor token_probabilities(torch::Tensor logits, int64_t top_k, double top_p, double temperature);
+
+class TokenSampler {
+ public:
+  // One generator for the whole batch, seeded with `seed` (official: self.rng.manual_seed(g_seed)),
+  // living on `device` like the official one.
+  static TokenSampler reference(uint64_t seed, torch::Device device);
+  // Uniforms keyed by (seed, image_indices[b], ...).
+  static TokenSampler per_image(uint64_t seed, const std::vector<int64_t>& image_indices, torch::Device device);
+
+  RngMode mode() const { return mode_; }
+  // Draws one token per row of probs [B,l,V] -> [B,l] int64.
+  torch::Tensor draw(const torch::Tensor& probs, int64_t scale, RandomStream stream = RandomStream::kToken);
+  // Samples from guided logits [B,l,V] (filtered in place) with the settings of `scale`.
+  torch::Tensor sample(torch::Tensor& logits, int64_t scale, const SamplingSettings& settings);
+  // Uniforms in [0,1), [B,l] (per-image: keyed; reference: from the generator), float64.
+  torch::Tensor uniforms(int64_t batch, int64_t positions, int64_t scale, RandomStream stream, int64_t width = 1);
+  // more_smooth: softmax((logits*(1+r) + gumbel)/tau) with the official tau schedule: [B,l,V].
+  torch::Tensor gumbel_soft_weights(const torch::Tensor& logits, int64_t scale, int64_t num_scales);
+  torch::Generator& generator() { return generator_; }
+
+ private:
+  RngMode mode_ = RngMode::kPerImage;
+  torch::Generator generator_;
+  torch::Tensor row_keys_;  // per-image: [B] int64 keys derived from (seed, image index), on the device
+  torch::Device device_ = torch::kCPU;
+};
+
+// Counter-based 32-bit hash (integer tensor ops only; no 64-bit overflow), exposed for tests.
+torch::Tensor hash32(const torch::Tensor& x);
+uint32_t hash32(uint32_t x);
+
+}  // namespace varbench

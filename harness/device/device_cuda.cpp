@@ -1,0 +1,96 @@
+// Device layer of a CUDA libtorch build: CUDA events for timing, the caching allocator's statistics.
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAEvent.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <cuda_runtime_api.h>
+
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "harness/device/device.h"
+
+namespace varbench::device {
+
+std::string cpu_model_name();
+std::unique_ptr<Timeline> make_cpu_timeline();
+
+bool cuda_built() { return true; }
+bool cuda_available() { return torch::cuda::is_available(); }
+std::string cuda_version() {
+  int v = 0;
+  cudaRuntimeGetVersion(&v);
+  return fmt::format("{}.{}", v / 1000, (v % 1000) / 10);
+}
+
+torch::Device resolve(const std::string& name) {
+  if (name == "auto") return cuda_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  if (name == "cpu") return torch::kCPU;
+  if (name.rfind("cuda", 0) == 0) {
+    if (!cuda_available()) throw std::runtime_error(fmt::format("device '{}': no CUDA device is available", name));
+    torch::Device d(name);
+    if (d.has_index() && d.index() >= static_cast<int>(torch::cuda::device_count()))
+      throw std::runtime_error(fmt::format("device '{}': only {} CUDA devices", name, torch::cuda::device_count()));
+    return d.has_index() ? d : torch::Device(torch::kCUDA, 0);
+  }
+  throw std::runtime_error(fmt::format("unknown device '{}' (cpu, cuda, cuda:N, auto)", name));
+}
+
+std::string name(torch::Device d) {
+  if (!d.is_cuda()) return cpu_model_name();
+  return at::cuda::getDeviceProperties(d.index())->name;
+}
+
+void synchronize(torch::Device d) {
+  if (d.is_cuda()) torch::cuda::synchronize(d.index());
+}
+
+namespace {
+class CudaEventTimeline : public Timeline {
+ public:
+  explicit CudaEventTimeline(torch::Device d) : device_(d) {}
+  void mark() override {
+    events_.emplace_back(cudaEventDefault);
+    events_.back().record(at::cuda::getCurrentCUDAStream(device_.index()));
+  }
+  std::vector<double> elapsed_ms() override {
+    std::vector<double> out;
+    if (events_.empty()) return out;
+    events_.back().synchronize();
+    for (size_t i = 1; i < events_.size(); ++i) out.push_back(events_[i - 1].elapsed_time(events_[i]));
+    return out;
+  }
+  size_t marks() const override { return events_.size(); }
+
+ private:
+  torch::Device device_;
+  std::vector<at::cuda::CUDAEvent> events_;
+};
+}  // namespace
+
+std::unique_ptr<Timeline> make_timeline(torch::Device d) {
+  if (d.is_cuda()) return std::make_unique<CudaEventTimeline>(d);
+  return make_cpu_timeline();
+}
+
+void reset_peak_stats(torch::Device d) {
+  if (d.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(d.index());
+}
+
+AllocatorStats allocator_stats(torch::Device d) {
+  AllocatorStats s;
+  if (!d.is_cuda()) return s;
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(d.index());
+  const auto agg = static_cast<size_t>(c10::cuda::CUDACachingAllocator::StatType::AGGREGATE);
+  s.available = true;
+  s.current_bytes = stats.allocated_bytes[agg].current;
+  s.peak_bytes = stats.allocated_bytes[agg].peak;
+  s.reserved_peak_bytes = stats.reserved_bytes[agg].peak;
+  return s;
+}
+
+void empty_cache(torch::Device d) {
+  if (d.is_cuda()) c10::cuda::CUDACachingAllocator::emptyCache();
+}
+
+}  // namespace varbench::device

@@ -1,0 +1,26 @@
+// varbench: one executable, one subcommand per job.
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "harness/commands.h"
+#include "harness/provenance.h"
+
+int main(int argc, char** argv) {
+  varbench::set_command_line(argc, argv);
+  CLI::App app{"varbench: a research harness for Visual AutoRegressive (VAR) image generators"};
+  app.require_subcommand(1);
+  varbench::CommandAction action;
+  varbench::register_generate_command(app, action);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    return action();
+  } catch (const std::exception& e) {
+    std::cerr << "varbench: error: " << e.what() << "\n";
+    return 1;
+  }
+}

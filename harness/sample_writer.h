@@ -1,0 +1,43 @@
+#pragma once
+// Writes generated samples into an HDF5 group as batches finish: labels, seeds, tokens per scale and
+// uint8 images. Rows are preallocated for the whole plan, so a partial file holds every finished batch.
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engines/model/architecture.h"
+#include "harness/io/hdf5.h"
+
+namespace varbench {
+
+class SampleWriter {
+ public:
+  SampleWriter(const h5::Group& group, int64_t num_images, const ScaleSchedule& schedule, int64_t image_height,
+               int64_t image_width, bool store_images);
+  // tokens: one [B, side^2] tensor per scale; images: uint8 [B,H,W,3] (ignored when not stored).
+  void write_batch(int64_t first, const std::vector<int64_t>& labels, const std::vector<int64_t>& index_in_class,
+                   const std::vector<int64_t>& seeds, const std::vector<torch::Tensor>& tokens, const torch::Tensor& images);
+  int64_t rows_written() const { return rows_written_; }
+
+ private:
+  h5::Group group_;
+  int64_t num_images_;
+  ScaleSchedule schedule_;
+  bool store_images_;
+  int64_t rows_written_ = 0;
+};
+
+// Dataset names, shared by writers and readers (documented in docs/hdf5-schema.md).
+namespace schema {
+inline constexpr const char* kLabels = "labels";
+inline constexpr const char* kIndexInClass = "index_in_class";
+inline constexpr const char* kImageIndex = "image_index";
+inline constexpr const char* kSeeds = "seeds";
+inline constexpr const char* kTokens = "tokens";  // group of scale_0 .. scale_9
+inline constexpr const char* kImages = "images";
+std::string token_dataset(int64_t scale);
+}  // namespace schema
+
+}  // namespace varbench
