@@ -30,6 +30,18 @@ ScaleSchedule ScaleSchedule::for_total_tokens(int64_t total) {
   throw std::runtime_error(fmt::format("no VAR scale schedule has {} tokens (680 for 256 px, 2240 for 512 px)", total));
 }
 
+int64_t VarArch::parameter_count() const {
+  const int64_t C = width, L = schedule.total_tokens(), S = schedule.num_scales();
+  const int64_t attention = 3 * C * C + 2 * C + heads + C * C + C;  // mat_qkv, q/v bias, scale_mul, proj
+  const int64_t ffn = C * mlp_hidden + mlp_hidden + mlp_hidden * C + C;
+  const int64_t adaln = shared_adaln ? 6 * C : 6 * C * C + 6 * C;  // ada_gss or ada_lin
+  int64_t n = code_dim * C + C + (num_classes + 1) * C + C + L * C + S * C;
+  n += depth * (attention + ffn + adaln);
+  if (shared_adaln) n += C * 6 * C + 6 * C;
+  n += 2 * C * C + 2 * C + C * vocab_size + vocab_size;  // head_nm, head
+  return n;
+}
+
 VarArch VarArch::official(const std::string& name, int64_t depth, bool shared_adaln, int64_t image_px) {
   VarArch a;
   a.name = name;

@@ -39,6 +39,7 @@ struct VarArch {
   ScaleSchedule schedule;
 
   int64_t head_dim() const { return width / heads; }
+  int64_t parameter_count() const;  // analytic, as sum(p.numel() for p in model.parameters())
   // The official constructor: width 64*depth, heads = depth.
   static VarArch official(const std::string& name, int64_t depth, bool shared_adaln = false, int64_t image_px = 256);
   static VarArch named(const std::string& name);  // throws listing the known names

@@ -108,40 +108,67 @@ TokenSampler TokenSampler::per_image(uint64_t seed, const std::vector<int64_t>& 
   TokenSampler s;
   s.mode_ = RngMode::kPerImage;
   s.device_ = device;
-  std::vector<int64_t> keys;
-  keys.reserve(image_indices.size());
   const uint32_t seed_key = mix(0x9e3779b9U, seed);
-  for (int64_t index : image_indices) keys.push_back(mix(seed_key, static_cast<uint64_t>(index)));
+  for (int64_t index : image_indices) s.row_keys_cpu_.push_back(mix(seed_key, static_cast<uint64_t>(index)));
+  std::vector<int64_t> keys(s.row_keys_cpu_.begin(), s.row_keys_cpu_.end());
   s.row_keys_ = torch::tensor(keys, torch::kLong).to(device, /*non_blocking=*/true);
   return s;
+}
+
+uint32_t TokenSampler::call_key(int64_t scale, RandomStream stream) {
+  return hash32(hash32(static_cast<uint32_t>(scale)) ^ (static_cast<uint32_t>(stream) * 0x85ebca6bU));
+}
+
+torch::Tensor TokenSampler::random_bits(int64_t batch, int64_t count, uint32_t call) const {
+  if (static_cast<int64_t>(row_keys_cpu_.size()) != batch)
+    throw std::logic_error(fmt::format("per-image sampler has {} images, asked for {}", row_keys_cpu_.size(), batch));
+  // bits[b, i] = hash(hash(row_key[b] ^ call) ^ hash(i)): the same integers on every device.
+  if (device_.is_cpu()) {
+    auto out = torch::empty({batch, count}, torch::kLong);
+    auto* dst = out.data_ptr<int64_t>();
+    at::parallel_for(0, batch * count, 4096, [&](int64_t begin, int64_t end) {
+      for (int64_t j = begin; j < end; ++j) {
+        const uint32_t key = hash32(row_keys_cpu_[j / count] ^ call);
+        dst[j] = hash32(key ^ hash32(static_cast<uint32_t>(j % count)));
+      }
+    });
+    return out;
+  }
+  auto opts = torch::TensorOptions().dtype(torch::kLong).device(device_);
+  auto key = hash32(row_keys_.view({batch, 1}).bitwise_xor(static_cast<int64_t>(call)));
+  return hash32(key.bitwise_xor(hash32(torch::arange(count, opts).view({1, count}))));
 }
 
 torch::Tensor TokenSampler::uniforms(int64_t batch, int64_t positions, int64_t scale, RandomStream stream, int64_t width) {
   auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device_);
   if (mode_ == RngMode::kReference) return torch::rand({batch, positions, width}, generator_, f64).squeeze(-1);
-  if (row_keys_.size(0) != batch)
-    throw std::logic_error(fmt::format("per-image sampler has {} images, asked for {}", row_keys_.size(0), batch));
-  const uint32_t call_key = hash32(hash32(static_cast<uint32_t>(scale)) ^ (static_cast<uint32_t>(stream) * 0x85ebca6bU));
-  auto opts = torch::TensorOptions().dtype(torch::kLong).device(device_);
-  auto counter = torch::arange(positions * width, opts).view({1, positions, width});
-  auto key = hash32(row_keys_.view({batch, 1, 1}).bitwise_xor(static_cast<int64_t>(call_key)));
-  // Two 32-bit words per uniform -> 53 random bits.
-  auto base = hash32(key.bitwise_xor(hash32(counter * 2)));
-  auto a = hash32(base.bitwise_xor(0x68e31da4)).__rshift__(5);               // 27 bits
-  auto b = hash32(base.bitwise_xor(hash32(counter * 2 + 1))).__rshift__(6);  // 26 bits
-  auto u = (a.to(torch::kFloat64) * 67108864.0 + b.to(torch::kFloat64)) * (1.0 / 9007199254740992.0);
+  // Two 32-bit words per uniform -> 53 random bits, in [0, 1).
+  auto bits = random_bits(batch, 2 * positions * width, call_key(scale, stream)).view({batch, positions, width, 2});
+  auto hi = bits.select(-1, 0).__rshift__(5).to(torch::kFloat64);  // 27 bits
+  auto lo = bits.select(-1, 1).__rshift__(6).to(torch::kFloat64);  // 26 bits
+  auto u = (hi * 67108864.0 + lo) * (1.0 / 9007199254740992.0);
   return width == 1 ? u.squeeze(-1) : u;
+}
+
+torch::Tensor TokenSampler::gumbel(int64_t batch, int64_t positions, int64_t width, int64_t scale, RandomStream stream) {
+  if (mode_ == RngMode::kReference) {
+    auto e = torch::empty({batch, positions, width}, torch::TensorOptions().device(device_)).exponential_(1, generator_);
+    return -e.log();
+  }
+  // 24-bit uniforms strictly inside (0, 1), exact in float32.
+  auto bits = random_bits(batch, positions * width, call_key(scale, stream)).view({batch, positions, width});
+  auto u = (bits.__rshift__(8).to(torch::kFloat32) + 0.5f) * (1.0f / 16777216.0f);
+  return -(-u.log()).log();
 }
 
 torch::Tensor TokenSampler::draw(const torch::Tensor& probs, int64_t scale, RandomStream stream) {
   const int64_t B = probs.size(0), l = probs.size(1), V = probs.size(2);
   if (mode_ == RngMode::kReference)
     return torch::multinomial(probs.reshape({-1, V}), 1, /*replacement=*/true, generator_).view({B, l});
-  // Inverse CDF in float64: the first token whose cumulative mass exceeds u * total.
-  auto cdf = probs.to(torch::kFloat64).cumsum(-1);
-  auto target = uniforms(B, l, scale, stream) * cdf.select(-1, V - 1);
-  auto idx = torch::searchsorted(cdf, target.unsqueeze(-1), /*out_int32=*/false, /*right=*/true).squeeze(-1);
-  return idx.clamp_max(V - 1);
+  // Gumbel-max: argmax(log p + G) is an exact sample of p. Unlike an inverse CDF over the vocabulary, a
+  // last-bit change of the probabilities (batch-size dependent GEMM rounding) moves the outcome only
+  // when the two best perturbed scores tie, not whenever one token's mass shifts the whole CDF.
+  return (probs.to(torch::kFloat32).log() + gumbel(B, l, V, scale, stream)).argmax(-1);
 }
 
 torch::Tensor TokenSampler::sample(torch::Tensor& logits, int64_t scale, const SamplingSettings& settings) {
@@ -154,14 +181,8 @@ torch::Tensor TokenSampler::gumbel_soft_weights(const torch::Tensor& logits, int
   const double ratio = static_cast<double>(scale) / static_cast<double>(num_scales - 1);
   const double tau = std::max(0.27 * (1 - ratio * 0.95), 0.005);
   auto scaled = logits.mul(1 + ratio);
-  torch::Tensor gumbels;
-  if (mode_ == RngMode::kReference) {
-    gumbels = -torch::empty_like(scaled).exponential_(1, generator_).log();
-  } else {
-    auto u = uniforms(scaled.size(0), scaled.size(1), scale, RandomStream::kGumbel, scaled.size(2)).to(scaled.scalar_type());
-    gumbels = -(-torch::log1p(-u)).log();  // Exp(1) = -log(1-u); Gumbel = -log(Exp(1))
-  }
-  return ((scaled + gumbels) / tau).softmax(-1);
+  auto noise = gumbel(scaled.size(0), scaled.size(1), scaled.size(2), scale, RandomStream::kGumbel).to(scaled.scalar_type());
+  return ((scaled + noise) / tau).softmax(-1);
 }
 
 }  // namespace varbench

@@ -3,9 +3,12 @@
 // two RNG modes.
 //  - reference: one torch generator per model call, seeded as the official code seeds it, and the same
 //    multinomial calls in the same order (CPU + the same libtorch => the official tokens, bit for bit).
-//  - per-image (default): every uniform is a counter-based hash of (seed, global image index, scale,
-//    stream, position), computed with integer tensor ops on the model's device; an image's tokens do
-//    not depend on batch size, shard, GPU count or which model sampled the other scales.
+//  - per-image (default): every random number is a counter-based hash of (seed, global image index,
+//    scale, stream, position), the same integers on every device; tokens are drawn by Gumbel-max. An
+//    image's random numbers do not depend on batch size, shard, GPU count or which model sampled the
+//    other scales. Its tokens are then bit-identical wherever the batch composition is the same; across
+//    batch sizes, BLAS rounds the logits differently in the last bits, so a token can change where the
+//    two best Gumbel-perturbed scores are that close (measured: tests/test_var_parity.cpp).
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -59,14 +62,22 @@ class TokenSampler {
   torch::Tensor sample(torch::Tensor& logits, int64_t scale, const SamplingSettings& settings);
   // Uniforms in [0,1), [B,l] (per-image: keyed; reference: from the generator), float64.
   torch::Tensor uniforms(int64_t batch, int64_t positions, int64_t scale, RandomStream stream, int64_t width = 1);
+  // Standard Gumbel noise [B,l,width], float32 (reference: -log(Exp(1)) from the generator, as the official
+  // gumbel_softmax_with_rng draws it).
+  torch::Tensor gumbel(int64_t batch, int64_t positions, int64_t width, int64_t scale, RandomStream stream);
   // more_smooth: softmax((logits*(1+r) + gumbel)/tau) with the official tau schedule: [B,l,V].
   torch::Tensor gumbel_soft_weights(const torch::Tensor& logits, int64_t scale, int64_t num_scales);
   torch::Generator& generator() { return generator_; }
 
  private:
+  static uint32_t call_key(int64_t scale, RandomStream stream);
+  // Per-image: 32-bit hashes of (image key, call key, counter 0..count-1) as int64 [B, count].
+  torch::Tensor random_bits(int64_t batch, int64_t count, uint32_t call) const;
+
   RngMode mode_ = RngMode::kPerImage;
   torch::Generator generator_;
-  torch::Tensor row_keys_;  // per-image: [B] int64 keys derived from (seed, image index), on the device
+  std::vector<uint32_t> row_keys_cpu_;  // per-image: one key per row, from (seed, image index)
+  torch::Tensor row_keys_;              // the same keys on the device
   torch::Device device_ = torch::kCPU;
 };
 

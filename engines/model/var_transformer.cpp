@@ -6,6 +6,17 @@ namespace varbench {
 
 namespace F = torch::nn::functional;
 
+namespace {
+// at::linear, as Python's F.linear. (torch::nn::Linear::forward in libtorch 1.13 computes
+// matmul + bias for 3-d inputs instead of one addmm, which differs from PyTorch in the last bit.)
+torch::Tensor linear(const torch::nn::Linear& l, const torch::Tensor& x) { return torch::linear(x, l->weight, l->bias); }
+// SiLU then Linear: the official `ada_lin` Sequential.
+torch::Tensor silu_linear(torch::nn::Sequential seq, const torch::Tensor& x) {
+  const auto* l = seq[1]->as<torch::nn::LinearImpl>();
+  return torch::linear(torch::silu(x), l->weight, l->bias);
+}
+}  // namespace
+
 Conditioning Conditioning::narrowed(int64_t rows) const {
   Conditioning c;
   c.cond_BD = cond_BD.narrow(0, 0, rows);
@@ -53,7 +64,7 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, KvCacheLayer* c
     v = cache->values.narrow(2, 0, end);
   }
   auto out = compat::attention(q, k, v, mask);  // B, H, L, c
-  return proj(out.transpose(1, 2).reshape({B, L, C}));
+  return linear(proj, out.transpose(1, 2).reshape({B, L, C}));
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -62,7 +73,7 @@ FeedForwardImpl::FeedForwardImpl(int64_t width, int64_t hidden) {
   fc2 = register_module("fc2", torch::nn::Linear(hidden, width));
 }
 
-torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) { return fc2(torch::gelu(fc1(x), "tanh")); }
+torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) { return linear(fc2, torch::gelu(linear(fc1, x), "tanh")); }
 
 // ---------------------------------------------------------------------------------------------------
 AdaLNSelfAttnImpl::AdaLNSelfAttnImpl(const VarArch& arch)
@@ -79,7 +90,7 @@ AdaLNSelfAttnImpl::AdaLNSelfAttnImpl(const VarArch& arch)
 std::array<torch::Tensor, 6> AdaLNSelfAttnImpl::ada_params(const torch::Tensor& cond_or_shared) {
   // Order: gamma1, gamma2, scale1, scale2, shift1, shift2.
   auto six = shared_adaln ? (ada_gss + cond_or_shared).unbind(2)  // 116C + N16C
-                          : ada_lin->forward(cond_or_shared).view({-1, 1, 6, width}).unbind(2);
+                          : silu_linear(ada_lin, cond_or_shared).view({-1, 1, 6, width}).unbind(2);
   return {six[0], six[1], six[2], six[3], six[4], six[5]};
 }
 
@@ -126,9 +137,9 @@ Conditioning VarTransformerImpl::condition(const torch::Tensor& labels, bool wit
   auto rows = labels;
   if (with_unconditional) rows = torch::cat({labels, torch::full_like(labels, arch_.num_classes)});
   c.cond_BD = class_emb->forward(rows);
-  const auto block_input = arch_.shared_adaln ? shared_ada_lin->forward(c.cond_BD).view({-1, 1, 6, arch_.width}) : c.cond_BD;
+  const auto block_input = arch_.shared_adaln ? silu_linear(shared_ada_lin, c.cond_BD).view({-1, 1, 6, arch_.width}) : c.cond_BD;
   for (auto& b : block_list) c.blocks.push_back(b->ada_params(block_input));
-  auto two = head_nm->ada_lin->forward(c.cond_BD).view({-1, 1, 2, arch_.width}).unbind(2);
+  auto two = silu_linear(head_nm->ada_lin, c.cond_BD).view({-1, 1, 2, arch_.width}).unbind(2);
   c.head_scale = two[0];
   c.head_shift = two[1];
   return c;
@@ -145,7 +156,7 @@ torch::Tensor VarTransformerImpl::first_scale_input(const Conditioning& cond, co
 torch::Tensor VarTransformerImpl::embed_scale_input(const torch::Tensor& next_BlCv, int64_t scale,
                                                     const torch::Tensor& position_terms, int64_t rows) {
   const int64_t B = next_BlCv.size(0);
-  auto x = word_embed->forward(next_BlCv.to(word_embed->weight.scalar_type())) +
+  auto x = linear(word_embed, next_BlCv.to(word_embed->weight.scalar_type())) +
            position_terms.narrow(1, arch_.schedule.begin(scale), arch_.schedule.tokens(scale));
   return rows == B ? x : x.repeat({rows / B, 1, 1});
 }
@@ -166,7 +177,7 @@ torch::Tensor VarTransformerImpl::logits(const torch::Tensor& h, const Condition
   auto normed = torch::layer_norm(h.to(torch::kFloat32), {arch_.width}, {}, {}, arch_.norm_eps)
                     .mul(cond.head_scale.add(1))
                     .add_(cond.head_shift);
-  return head->forward(normed.to(dtype == torch::kFloat32 ? torch::kFloat32 : dtype)).to(torch::kFloat32);
+  return linear(head, normed.to(dtype)).to(torch::kFloat32);
 }
 
 torch::Tensor VarTransformerImpl::block_causal_mask(int64_t q_begin, int64_t q_end) {
@@ -178,7 +189,7 @@ torch::Tensor VarTransformerImpl::teacher_forced_logits(const torch::Tensor& lab
   const int64_t L = first + inputs_wo_first.size(1);
   auto cond = condition(labels, /*with_unconditional=*/false);
   auto sos = cond.cond_BD.unsqueeze(1).expand({B, first, -1}) + pos_start.expand({B, first, -1});
-  auto x = torch::cat({sos, word_embed->forward(inputs_wo_first.to(torch::kFloat32))}, 1);
+  auto x = torch::cat({sos, linear(word_embed, inputs_wo_first.to(word_embed->weight.scalar_type()))}, 1);
   x += lvl_embed->forward(lvl_1L.narrow(1, 0, L).expand({B, -1})) + pos_1LC.narrow(1, 0, L);
   auto mask = attn_bias_for_masking.narrow(2, 0, L).narrow(3, 0, L);
   x = forward_blocks(x, cond, nullptr, mask);

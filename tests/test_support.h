@@ -1,0 +1,49 @@
+#pragma once
+// Shared helpers of the test suite: fixture paths, tensor comparison with a stated tolerance, running
+// the varbench binary.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <string>
+
+#include "engines/model/safetensors.h"
+
+namespace varbench::testing {
+
+// Threads of the parity fixtures (tests/reference/make_fixtures.py): oneDNN convolutions round
+// differently with the thread count, so both sides pin it.
+inline constexpr int kParityThreads = 2;
+
+inline std::string fixture(const std::string& name) { return std::string(VARBENCH_FIXTURE_DIR) + "/" + name; }
+inline std::string source_path(const std::string& rel) { return std::string(VARBENCH_SOURCE_DIR) + "/" + rel; }
+
+// The parity fixtures written by tests/reference/make_fixtures.py (ctest runs it first).
+inline const SafetensorsFile& fixtures() {
+  static SafetensorsFile f(fixture("fixtures.safetensors"));
+  return f;
+}
+
+// max |a-b| / max(|b|_inf, tiny) <= tol, with the worst element reported on failure.
+inline ::testing::AssertionResult AllCloseRelative(const torch::Tensor& actual, const torch::Tensor& expected, double tol) {
+  if (actual.sizes() != expected.sizes())
+    return ::testing::AssertionFailure() << "shape " << actual.sizes() << " != " << expected.sizes();
+  auto a = actual.to(torch::kFloat64), b = expected.to(torch::kFloat64);
+  const double scale = std::max(b.abs().max().item<double>(), 1e-30);
+  auto diff = (a - b).abs();
+  const double worst = diff.max().item<double>();
+  if (worst / scale <= tol) return ::testing::AssertionSuccess();
+  const int64_t at = diff.view(-1).argmax().item<int64_t>();
+  return ::testing::AssertionFailure() << "max abs diff " << worst << " (relative " << worst / scale << " > " << tol
+                                       << ") at flat index " << at << ": " << a.view(-1)[at].item<double>() << " vs "
+                                       << b.view(-1)[at].item<double>();
+}
+
+struct CommandResult {
+  int exit_code = 0;
+  std::string output;  // stdout and stderr together
+};
+CommandResult run_command(const std::string& command);
+inline CommandResult run_varbench(const std::string& args) { return run_command(std::string(VARBENCH_BINARY) + " " + args); }
+std::string temp_dir(const std::string& name);  // a fresh empty directory under the build tree
+
+}  // namespace varbench::testing
