@@ -12,6 +12,7 @@
 #include "harness/device/device.h"
 #include "harness/image_plan.h"
 #include "harness/io/image_files.h"
+#include "harness/progress.h"
 #include "harness/provenance.h"
 #include "harness/sample_writer.h"
 
@@ -80,8 +81,14 @@ int run_generate(const GenerateOptions& o) {
   if (o.batch_size < 1) throw std::runtime_error(fmt::format("--batch-size {}: must be >= 1", o.batch_size));
 
   h5::File file(o.out, h5::File::Mode::kCreate);
-  auto root = file.root();
-  write_provenance(root, collect_provenance(device));
+  const auto provenance = collect_provenance(device);
+  write_provenance(file.root(), provenance);
+  file.root().set_attr("schema_version", int64_t{1});
+  auto root = file.root().create_group("runs/generate");
+  write_provenance(root, provenance);
+  root.set_attr("engine", "single");
+  root.set_attr("status", "running");
+  root.set_attr("num_images", N);
   root.set_attr("var_model", var_source.describe());
   root.set_attr("vqvae_model", vqvae_source.describe());
   root.set_attr("var_depth", arch.depth);
@@ -100,6 +107,7 @@ int run_generate(const GenerateOptions& o) {
   std::cerr << fmt::format("varbench generate: {} images of {}x{} px with {} (depth {}) on {} ({} threads), batch {}\n", N, px,
                            px, var_source.describe(), arch.depth, device::name(device), threads, o.batch_size);
   c10::InferenceMode inference;
+  ProgressBar progress(N, "generate");
   const auto start = std::chrono::steady_clock::now();
   for (int64_t first = 0; first < N; first += o.batch_size) {
     const int64_t B = std::min(o.batch_size, N - first);
@@ -123,10 +131,10 @@ int run_generate(const GenerateOptions& o) {
     if (!o.png_dir.empty())
       for (int64_t i = 0; i < B; ++i)
         io::write_png(fmt::format("{}/{}_{}.png", o.png_dir, labels[i], in_class[i]), images[i].data_ptr<uint8_t>(), px, px);
-    std::cerr << fmt::format("\r  {}/{} images", first + B, N) << std::flush;
+    progress.advance(B);
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::cerr << "\n";
+  progress.finish();
   if (!o.npz.empty()) {
     auto images = root.dataset(schema::kImages);
     io::write_npz_streamed(o.npz, "arr_0", "|u1", {N, px, px, 3}, [&](int64_t row, int64_t count, uint8_t* dst) {
@@ -134,6 +142,7 @@ int run_generate(const GenerateOptions& o) {
       std::copy(rows.begin(), rows.end(), dst);
     });
   }
+  root.set_attr("status", "completed");
   std::cout << fmt::format("wrote {} images to {} in {:.2f} s ({:.2f} images/s, VQVAE decode and writing included)\n", N,
                            o.out, seconds, N / seconds);
   return 0;
