@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <filesystem>
 
+#include <unistd.h>
+
 namespace varbench::testing {
 
 CommandResult run_command(const std::string& command) {
@@ -19,7 +21,13 @@ CommandResult run_command(const std::string& command) {
 }
 
 std::string temp_dir(const std::string& name) {
-  const auto dir = std::filesystem::path(VARBENCH_FIXTURE_DIR).parent_path() / "tmp" / name;
+  // Unique per test and process: ctest -j runs tests of one suite in parallel processes.
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string unique = name + "." + std::to_string(getpid());
+  if (info) unique += std::string(".") + info->test_suite_name() + "." + info->name();
+  for (auto& c : unique)
+    if (c == '/') c = '_';
+  const auto dir = std::filesystem::path(VARBENCH_FIXTURE_DIR).parent_path() / "tmp" / unique;
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir.string();

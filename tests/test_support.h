@@ -44,6 +44,6 @@ struct CommandResult {
 };
 CommandResult run_command(const std::string& command);
 inline CommandResult run_varbench(const std::string& args) { return run_command(std::string(VARBENCH_BINARY) + " " + args); }
-std::string temp_dir(const std::string& name);  // a fresh empty directory under the build tree
+std::string temp_dir(const std::string& name);  // a fresh empty directory under the build tree, unique per test
 
 }  // namespace varbench::testing

@@ -118,7 +118,10 @@ VarArch VarArch::from_checkpoint(const SafetensorsFile& f) {
   a.heads = need(f, "blocks.0.attn.scale_mul_1H11").shape.at(1);
   a.mlp_hidden = need(f, "blocks.0.ffn.fc1.weight").shape.at(0);
   a.num_classes = need(f, "class_emb.weight").shape.at(0) - 1;
-  a.vocab_size = need(f, "head.weight").shape.at(0);
+  // The head's size has a fallback so that a checkpoint missing it still reaches the strict loader,
+  // which lists every problem at once.
+  if (f.contains("head.weight") || f.contains("head.bias"))
+    a.vocab_size = need(f, f.contains("head.weight") ? "head.weight" : "head.bias").shape.at(0);
   a.shared_adaln = f.contains("shared_ada_lin.1.weight");
   a.schedule = ScaleSchedule::for_total_tokens(need(f, "pos_1LC").shape.at(1));
   if (a.width % a.heads != 0)

@@ -178,6 +178,7 @@ std::string Group::attr_string(const std::string& name) const {
     char* s = nullptr;
     Handle mem(H5Tcopy(H5T_C_S1));
     H5Tset_size(mem.id(), H5T_VARIABLE);
+    H5Tset_cset(mem.id(), H5Tget_cset(type.id()));
     if (H5Aread(attr.id(), mem.id(), &s) < 0) fail(file_, "cannot read attribute " + name);
     std::string out = s ? s : "";
     H5free_memory(s);

@@ -44,6 +44,9 @@ def main(out_dir):
     safetensors_io.save(os.path.join(out_dir, "var_d2.safetensors"), state(var))
     safetensors_io.save(os.path.join(out_dir, "vqvae_ch32.safetensors"), state(vae))
     safetensors_io.save(os.path.join(out_dir, "var_d2_shared512.safetensors"), state(var512))
+    # The same weights as official-style .pth files, zip and legacy format, for the converter's test.
+    torch.save(state(var), os.path.join(out_dir, "var_d2.pth"))
+    torch.save(state(var), os.path.join(out_dir, "var_d2_legacy.pth"), _use_new_zipfile_serialization=False)
     sides = var.sides
 
     with torch.no_grad():

@@ -1,0 +1,108 @@
+// `varbench generate`: output formats (HDF5 schema, PNG names, ADM .npz) and one-line errors on bad
+// input that leave existing files untouched.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "harness/io/hdf5.h"
+#include "harness/io/image_files.h"
+#include "tests/test_support.h"
+
+namespace varbench {
+namespace {
+
+using testing::run_varbench;
+using testing::temp_dir;
+
+TEST(GenerateCli, WritesHdf5PngAndNpzOfTheSameImages) {
+  const auto dir = temp_dir("generate_ok");
+  const auto r = run_varbench("generate --random-init tiny-d2 --classes 3,7 --images-per-class 2 --batch-size 3 --seed 5 --out " +
+                              dir + "/out.h5 --png " + dir + "/png --npz " + dir + "/out.npz --threads 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  h5::File f(dir + "/out.h5", h5::File::Mode::kReadOnly);
+  auto root = f.root();
+  EXPECT_EQ(root.attr_int("schema_version"), 1);
+  EXPECT_FALSE(root.attr_string("git_revision").empty());
+  auto run = root.group("runs/generate");
+  EXPECT_EQ(run.attr_string("status"), "completed");
+  EXPECT_EQ(run.attr_string("rng_mode"), "per-image");
+  EXPECT_EQ(run.dataset("labels").read<int64_t>(), (std::vector<int64_t>{3, 3, 7, 7}));
+  EXPECT_EQ(run.dataset("index_in_class").read<int64_t>(), (std::vector<int64_t>{0, 1, 0, 1}));
+  EXPECT_EQ(run.dataset("image_index").read<int64_t>(), (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(run.dataset("seeds").read<int64_t>(), (std::vector<int64_t>{5, 5, 5, 5}));
+  const std::vector<int64_t> sides{1, 2, 3, 4, 5, 6, 8, 10, 13, 16};
+  EXPECT_EQ(run.group("tokens").attr_ints("sides"), sides);
+  for (int s = 0; s < 10; ++s) {
+    auto t = run.dataset("tokens/scale_" + std::to_string(s));
+    EXPECT_EQ(t.dims(), (std::vector<uint64_t>{4, static_cast<uint64_t>(sides[s] * sides[s])}));
+    for (auto v : t.read<int32_t>()) ASSERT_TRUE(v >= 0 && v < 4096);
+  }
+  auto images = run.dataset("images");
+  ASSERT_EQ(images.dims(), (std::vector<uint64_t>{4, 256, 256, 3}));
+  const auto pixels = images.read<uint8_t>();
+  const size_t per_image = 256 * 256 * 3;
+  const std::vector<std::string> names{"3_0", "3_1", "7_0", "7_1"};
+  for (size_t i = 0; i < names.size(); ++i) {
+    auto png = io::read_png(dir + "/png/" + names[i] + ".png");
+    ASSERT_EQ(png.height, 256);
+    EXPECT_TRUE(std::equal(png.pixels.begin(), png.pixels.end(), pixels.begin() + i * per_image)) << names[i];
+  }
+  io::NpzReader npz(dir + "/out.npz");
+  auto arr = npz.read("arr_0");
+  EXPECT_EQ(arr.dtype, "|u1");
+  EXPECT_EQ(arr.shape, (std::vector<int64_t>{4, 256, 256, 3}));
+  EXPECT_TRUE(std::equal(arr.bytes.begin(), arr.bytes.end(), pixels.begin()));
+}
+
+TEST(GenerateCli, LoadsConvertedCheckpoints) {
+  const auto dir = temp_dir("generate_ckpt");
+  const auto r = run_varbench("generate --var " + testing::fixture("var_d2.safetensors") + " --vqvae " +
+                              testing::fixture("vqvae_ch32.safetensors") + " --classes 1 --out " + dir + "/o.h5 --no-images");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  h5::File f(dir + "/o.h5", h5::File::Mode::kReadOnly);
+  EXPECT_FALSE(f.root().group("runs/generate").has("images"));
+  EXPECT_EQ(f.root().group("runs/generate").attr_string("var_model"), testing::fixture("var_d2.safetensors"));
+}
+
+struct BadInput {
+  const char* args;
+  const char* message;
+};
+
+class GenerateCliErrors : public ::testing::TestWithParam<BadInput> {};
+
+TEST_P(GenerateCliErrors, FailWithOneLineNamingTheValue) {
+  const auto dir = temp_dir("generate_bad");
+  const auto r = run_varbench(std::string("generate ") + GetParam().args + " --out " + dir + "/o.h5");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find(GetParam().message), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("frame #"), std::string::npos) << "stack trace leaked: " << r.output;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, GenerateCliErrors,
+    ::testing::Values(BadInput{"--random-init tiny-d9", "unknown VAR config 'tiny-d9'"},
+                      BadInput{"--random-init tiny-d2 --classes 3,x", "classes '3,x': 'x' is not a class index"},
+                      BadInput{"--random-init tiny-d2 --classes 1000", "class 1000 is outside 0..999"},
+                      BadInput{"--random-init tiny-d2 --top-k 1,2,3", "top_k: 3 values given"},
+                      BadInput{"--random-init tiny-d2 --rng lucky", "unknown rng mode 'lucky'"},
+                      BadInput{"--random-init tiny-d2 --dtype fp16", "--dtype fp16: CPU runs are fp32"},
+                      BadInput{"--random-init tiny-d2 --device cuda:3", "device 'cuda:3'"},
+                      BadInput{"--var /nonexistent/var.safetensors --vqvae /nonexistent/vae.safetensors",
+                               "/nonexistent/var.safetensors: cannot open"}));
+
+TEST(GenerateCli, RefusesToOverwriteAnExistingResult) {
+  const auto dir = temp_dir("generate_exists");
+  { std::ofstream(dir + "/o.h5") << "precious"; }
+  const auto r = run_varbench("generate --random-init tiny-d2 --classes 1 --out " + dir + "/o.h5");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("o.h5: exists; pass --overwrite"), std::string::npos) << r.output;
+  std::ifstream in(dir + "/o.h5");
+  std::string content;
+  in >> content;
+  EXPECT_EQ(content, "precious");
+}
+
+}  // namespace
+}  // namespace varbench

@@ -1,0 +1,137 @@
+// Sampling semantics: guidance ramp, top-k with ties, top-p, temperature after the filters, and the
+// per-image random streams (keyed, uniform, an exact sampler of the given distribution).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "engines/model/sampling.h"
+
+namespace varbench {
+namespace {
+
+const double kInf = std::numeric_limits<double>::infinity();
+
+torch::Tensor row(std::vector<float> v) { return torch::tensor(v).view({1, 1, -1}); }
+
+TEST(Guidance, RampsLinearlyFromUnguidedAtScaleZero) {
+  SamplingSettings s;
+  s.cfg = 1.5;
+  EXPECT_EQ(s.guidance_at(0, 10), 0.0);
+  EXPECT_DOUBLE_EQ(s.guidance_at(3, 10), 0.5);
+  EXPECT_DOUBLE_EQ(s.guidance_at(9, 10), 1.5);
+  auto cond = row({1, 2, 3}), uncond = row({3, 2, 1});
+  auto guided = apply_guidance(torch::cat({cond, uncond}), 0.5);
+  EXPECT_TRUE(torch::allclose(guided, row({0, 2, 4})));  // 1.5*cond - 0.5*uncond
+}
+
+TEST(TopK, KeepsEveryLogitTiedWithTheKthLargest) {
+  auto l = row({5, 4, 4, 4, 1, 0});
+  filter_top_k_top_p_(l, 2, 0.0);
+  EXPECT_TRUE(torch::equal(torch::isinf(l), torch::tensor({false, false, false, false, true, true}).view({1, 1, -1})));
+}
+
+TEST(TopP, DropsTheLowTailOfMassAtMostOneMinusP) {
+  // p = (0.5, 0.3, 0.15, 0.05): ascending cumulative mass 0.05, 0.20, ... ; with top_p 0.9 only the
+  // 0.05 token is at or below 0.1; with 0.8 the 0.15 token goes too (0.20 <= 0.2).
+  auto base = torch::tensor({0.5, 0.3, 0.15, 0.05}).log().to(torch::kFloat32).view({1, 1, -1});
+  auto a = base.clone();
+  filter_top_k_top_p_(a, 0, 0.9);
+  EXPECT_TRUE(torch::equal(torch::isinf(a).view(-1), torch::tensor({false, false, false, true})));
+  auto b = base.clone();
+  filter_top_k_top_p_(b, 0, 0.8);
+  EXPECT_TRUE(torch::equal(torch::isinf(b).view(-1), torch::tensor({false, false, true, true})));
+  auto c = base.clone();
+  filter_top_k_top_p_(c, 0, 0.01);  // never drops the largest
+  EXPECT_TRUE(torch::equal(torch::isinf(c).view(-1), torch::tensor({false, true, true, true})));
+}
+
+TEST(Temperature, IsAppliedAfterTheFilters) {
+  // With temperature 2 before filtering, top-p 0.9 would keep more tokens; CoDe filters first.
+  auto logits = torch::tensor({0.5, 0.3, 0.15, 0.05}).log().to(torch::kFloat32).view({1, 1, -1});
+  auto p = token_probabilities(logits.clone(), 0, 0.9, 2.0);
+  EXPECT_EQ(p.view(-1)[3].item<float>(), 0.0f);
+  auto kept = torch::tensor({0.5, 0.3, 0.15}, torch::kFloat64).pow(0.5);
+  auto expected = kept / kept.sum();
+  EXPECT_TRUE(torch::allclose(p.view(-1).narrow(0, 0, 3).to(torch::kDouble), expected, 1e-6, 1e-7));
+}
+
+TEST(Settings, RejectOutOfRangeValuesNamingThem) {
+  SamplingSettings s;
+  s.top_k = {1, 2};
+  EXPECT_THROW(s.validate(10), std::runtime_error);
+  s.top_k = {900};
+  s.temperature = {0.0};
+  try {
+    s.validate(10);
+    FAIL();
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("temperature = 0"), std::string::npos);
+  }
+}
+
+TEST(PerImageStream, TensorHashEqualsTheScalarHash) {
+  auto x = torch::tensor(std::vector<int64_t>{0, 1, 12345, 4294967295LL, 2654435769LL});
+  auto h = hash32(x);
+  for (int64_t i = 0; i < x.size(0); ++i) {
+    const auto value = static_cast<uint32_t>(x[i].item().toLong());
+    EXPECT_EQ(h[i].item().toLong(), static_cast<int64_t>(hash32(value)));
+  }
+}
+
+TEST(PerImageStream, NumbersDependOnImageIndexOnlyNotOnBatchPosition) {
+  auto a = TokenSampler::per_image(7, {3, 4, 5}, torch::kCPU);
+  auto b = TokenSampler::per_image(7, {5}, torch::kCPU);
+  auto c = TokenSampler::per_image(8, {5}, torch::kCPU);
+  auto ua = a.uniforms(3, 100, 4, RandomStream::kToken), ub = b.uniforms(1, 100, 4, RandomStream::kToken);
+  EXPECT_TRUE(torch::equal(ua[2], ub[0]));
+  EXPECT_FALSE(torch::equal(ua[1], ub[0]));
+  EXPECT_FALSE(torch::equal(c.uniforms(1, 100, 4, RandomStream::kToken), ub));       // other seed
+  EXPECT_FALSE(torch::equal(b.uniforms(1, 100, 5, RandomStream::kToken), ub));       // other scale
+  EXPECT_FALSE(torch::equal(b.uniforms(1, 100, 4, RandomStream::kAccept), ub));      // other stream
+  EXPECT_TRUE(torch::equal(a.gumbel(3, 10, 16, 2, RandomStream::kToken)[2], b.gumbel(1, 10, 16, 2, RandomStream::kToken)[0]));
+}
+
+TEST(PerImageStream, UniformsAreUniform) {
+  auto s = TokenSampler::per_image(1, {0, 1, 2, 3}, torch::kCPU);
+  auto u = s.uniforms(4, 25000, 0, RandomStream::kToken).view(-1);
+  EXPECT_GE(u.min().item<double>(), 0.0);
+  EXPECT_LT(u.max().item<double>(), 1.0);
+  // 100 000 draws: mean 0.5 +- 4 sigma (sigma = 1/sqrt(12 n)); Kolmogorov-Smirnov at alpha 0.001.
+  EXPECT_NEAR(u.mean().item<double>(), 0.5, 4 / std::sqrt(12.0 * 100000));
+  auto sorted = std::get<0>(u.sort());
+  auto ecdf = torch::arange(1, 100001, torch::kFloat64) / 100000.0;
+  const double ks = (sorted - ecdf).abs().max().item<double>();
+  EXPECT_LT(ks, 1.95 / std::sqrt(100000.0));
+}
+
+TEST(PerImageStream, GumbelMaxDrawsFromTheGivenDistribution) {
+  // Chi-square goodness of fit of 80 000 draws over 5 outcomes (df 4): at alpha 0.001 the critical
+  // value is 18.47; against a 2% shift of mass between two outcomes this has power > 0.99.
+  const std::vector<double> p{0.4, 0.3, 0.15, 0.1, 0.05};
+  auto probs = torch::tensor(p).to(torch::kFloat32).view({1, 1, 5}).expand({8, 10000, 5}).contiguous();
+  auto s = TokenSampler::per_image(3, {0, 1, 2, 3, 4, 5, 6, 7}, torch::kCPU);
+  auto tokens = s.draw(probs, 6);
+  auto counts = torch::bincount(tokens.view(-1), {}, 5).to(torch::kFloat64);
+  double chi2 = 0;
+  for (int i = 0; i < 5; ++i) {
+    const double e = p[i] * 80000;
+    chi2 += std::pow(counts[i].item<double>() - e, 2) / e;
+  }
+  EXPECT_LT(chi2, 18.47) << counts;
+  // A zero-probability token is never drawn.
+  auto with_zero = torch::tensor({0.5f, 0.0f, 0.5f}).view({1, 1, 3}).expand({8, 1000, 3}).contiguous();
+  EXPECT_EQ(s.draw(with_zero, 7).eq(1).sum().item<int64_t>(), 0);
+}
+
+TEST(ReferenceStream, ReplaysTorchMultinomialWithTheSeededGenerator) {
+  auto probs = torch::softmax(torch::randn({2, 30, 50}), -1);
+  auto s = TokenSampler::reference(123, torch::kCPU);
+  auto tokens = s.draw(probs, 0);
+  auto gen = at::detail::createCPUGenerator(123);
+  auto expected = torch::multinomial(probs.view({-1, 50}), 1, true, gen).view({2, 30});
+  EXPECT_TRUE(torch::equal(tokens, expected));
+}
+
+}  // namespace
+}  // namespace varbench
