@@ -12,6 +12,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   varbench::CommandAction action;
   varbench::register_generate_command(app, action);
+  varbench::register_score_command(app, action);
+  varbench::register_fid_command(app, action);
+  varbench::register_features_command(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

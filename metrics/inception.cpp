@@ -10,6 +10,9 @@ torch::Tensor avg_pool_valid(const torch::Tensor& x) {
   return torch::avg_pool2d(x, 3, 1, 1, /*ceil_mode=*/false, /*count_include_pad=*/false);
 }
 
+// A (height, width) kernel size or padding; brace lists do not pass through TORCH_MODULE's constructor.
+torch::ExpandingArray<2> hw(int64_t h, int64_t w) { return torch::ExpandingArray<2>({h, w}); }
+
 bool ends_with(const std::string& s, const std::string& tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
@@ -31,8 +34,8 @@ BasicConv2dImpl::BasicConv2dImpl(int64_t in, int64_t out, torch::ExpandingArray<
                                  torch::ExpandingArray<2> padding) {
   conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).bias(false)));
   bn = register_module("bn", FrozenBatchNorm2d(out, 1e-3));
-  stride_ = stride.vec();
-  padding_ = padding.vec();
+  stride_ = c10::IntArrayRef(stride).vec();
+  padding_ = c10::IntArrayRef(padding).vec();
 }
 
 torch::Tensor BasicConv2dImpl::forward(const torch::Tensor& x) {
@@ -83,13 +86,13 @@ torch::Tensor InceptionBImpl::forward(const torch::Tensor& x) {
 InceptionCImpl::InceptionCImpl(int64_t in, int64_t c7) {
   branch1x1 = register_module("branch1x1", BasicConv2d(in, 192, 1));
   branch7x7_1 = register_module("branch7x7_1", BasicConv2d(in, c7, 1));
-  branch7x7_2 = register_module("branch7x7_2", BasicConv2d(c7, c7, {1, 7}, 1, {0, 3}));
-  branch7x7_3 = register_module("branch7x7_3", BasicConv2d(c7, 192, {7, 1}, 1, {3, 0}));
+  branch7x7_2 = register_module("branch7x7_2", BasicConv2d(c7, c7, hw(1, 7), 1, hw(0, 3)));
+  branch7x7_3 = register_module("branch7x7_3", BasicConv2d(c7, 192, hw(7, 1), 1, hw(3, 0)));
   branch7x7dbl_1 = register_module("branch7x7dbl_1", BasicConv2d(in, c7, 1));
-  branch7x7dbl_2 = register_module("branch7x7dbl_2", BasicConv2d(c7, c7, {7, 1}, 1, {3, 0}));
-  branch7x7dbl_3 = register_module("branch7x7dbl_3", BasicConv2d(c7, c7, {1, 7}, 1, {0, 3}));
-  branch7x7dbl_4 = register_module("branch7x7dbl_4", BasicConv2d(c7, c7, {7, 1}, 1, {3, 0}));
-  branch7x7dbl_5 = register_module("branch7x7dbl_5", BasicConv2d(c7, 192, {1, 7}, 1, {0, 3}));
+  branch7x7dbl_2 = register_module("branch7x7dbl_2", BasicConv2d(c7, c7, hw(7, 1), 1, hw(3, 0)));
+  branch7x7dbl_3 = register_module("branch7x7dbl_3", BasicConv2d(c7, c7, hw(1, 7), 1, hw(0, 3)));
+  branch7x7dbl_4 = register_module("branch7x7dbl_4", BasicConv2d(c7, c7, hw(7, 1), 1, hw(3, 0)));
+  branch7x7dbl_5 = register_module("branch7x7dbl_5", BasicConv2d(c7, 192, hw(1, 7), 1, hw(0, 3)));
   branch_pool = register_module("branch_pool", BasicConv2d(in, 192, 1));
 }
 
@@ -106,8 +109,8 @@ InceptionDImpl::InceptionDImpl(int64_t in) {
   branch3x3_1 = register_module("branch3x3_1", BasicConv2d(in, 192, 1));
   branch3x3_2 = register_module("branch3x3_2", BasicConv2d(192, 320, 3, 2));
   branch7x7x3_1 = register_module("branch7x7x3_1", BasicConv2d(in, 192, 1));
-  branch7x7x3_2 = register_module("branch7x7x3_2", BasicConv2d(192, 192, {1, 7}, 1, {0, 3}));
-  branch7x7x3_3 = register_module("branch7x7x3_3", BasicConv2d(192, 192, {7, 1}, 1, {3, 0}));
+  branch7x7x3_2 = register_module("branch7x7x3_2", BasicConv2d(192, 192, hw(1, 7), 1, hw(0, 3)));
+  branch7x7x3_3 = register_module("branch7x7x3_3", BasicConv2d(192, 192, hw(7, 1), 1, hw(3, 0)));
   branch7x7x3_4 = register_module("branch7x7x3_4", BasicConv2d(192, 192, 3, 2));
 }
 
@@ -121,12 +124,12 @@ torch::Tensor InceptionDImpl::forward(const torch::Tensor& x) {
 InceptionEImpl::InceptionEImpl(int64_t in, PoolBranch pool_) : pool(pool_) {
   branch1x1 = register_module("branch1x1", BasicConv2d(in, 320, 1));
   branch3x3_1 = register_module("branch3x3_1", BasicConv2d(in, 384, 1));
-  branch3x3_2a = register_module("branch3x3_2a", BasicConv2d(384, 384, {1, 3}, 1, {0, 1}));
-  branch3x3_2b = register_module("branch3x3_2b", BasicConv2d(384, 384, {3, 1}, 1, {1, 0}));
+  branch3x3_2a = register_module("branch3x3_2a", BasicConv2d(384, 384, hw(1, 3), 1, hw(0, 1)));
+  branch3x3_2b = register_module("branch3x3_2b", BasicConv2d(384, 384, hw(3, 1), 1, hw(1, 0)));
   branch3x3dbl_1 = register_module("branch3x3dbl_1", BasicConv2d(in, 448, 1));
   branch3x3dbl_2 = register_module("branch3x3dbl_2", BasicConv2d(448, 384, 3, 1, 1));
-  branch3x3dbl_3a = register_module("branch3x3dbl_3a", BasicConv2d(384, 384, {1, 3}, 1, {0, 1}));
-  branch3x3dbl_3b = register_module("branch3x3dbl_3b", BasicConv2d(384, 384, {3, 1}, 1, {1, 0}));
+  branch3x3dbl_3a = register_module("branch3x3dbl_3a", BasicConv2d(384, 384, hw(1, 3), 1, hw(0, 1)));
+  branch3x3dbl_3b = register_module("branch3x3dbl_3b", BasicConv2d(384, 384, hw(3, 1), 1, hw(1, 0)));
   branch_pool = register_module("branch_pool", BasicConv2d(in, 192, 1));
 }
 

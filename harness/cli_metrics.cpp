@@ -1,0 +1,357 @@
+// varbench score / fid / features: quality metrics with the FID Inception (metrics/).
+//   score     adds FID, sFID, IS, precision/recall and KID to every completed run of a result file
+//   fid       compares two image sets or statistics files, printing what the ADM evaluator prints
+//             (and pytorch-fid's "FID:" line); inputs are .npz, PNG folders or result files
+//   features  writes statistics and per-image features of one image set (pytorch-fid --save-stats)
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "harness/commands.h"
+#include "harness/device/device.h"
+#include "harness/io/hdf5.h"
+#include "harness/progress.h"
+#include "harness/provenance.h"
+#include "harness/sample_writer.h"
+#include "metrics/evaluation_set.h"
+#include "metrics/frechet.h"
+#include "metrics/inception_score.h"
+#include "metrics/kid.h"
+#include "metrics/linalg.h"
+#include "metrics/precision_recall.h"
+
+namespace varbench {
+
+namespace {
+
+using metrics::EvaluationSet;
+
+struct MetricsOptions {
+  std::string inception;
+  std::string profile = "adm";
+  int64_t batch_size = 50;
+  int threads = 0;
+  std::string device = "cpu";
+  bool ignore_stored_stats = false;
+  int64_t kid_subsets = 100;
+  int64_t kid_subset_size = 1000;
+};
+
+void add_common_options(CLI::App* cmd, MetricsOptions& o) {
+  cmd->add_option("--inception", o.inception,
+                  "FID Inception weights (.safetensors converted from pytorch-fid's pt_inception-2015-12-05-6726825d.pth "
+                  "with scripts/convert_checkpoint.py); needed whenever features are computed from images");
+  cmd->add_option("--profile", o.profile, "Preprocessing: adm (TF1 resize, as the ADM evaluator) or pytorch-fid")
+      ->check(CLI::IsMember({"adm", "pytorch-fid"}))
+      ->capture_default_str();
+  cmd->add_option("--batch-size", o.batch_size, "Images per Inception forward pass")->capture_default_str();
+  cmd->add_option("--threads", o.threads, "CPU threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--device", o.device, "cpu, cuda, cuda:N or auto")->capture_default_str();
+}
+
+// The network, loaded on first use (inputs that are statistics only need none).
+class LazyInception {
+ public:
+  LazyInception(std::string path, torch::Device device) : path_(std::move(path)), device_(device) {}
+  metrics::FidInception& get(const std::string& why) {
+    if (!net_) {
+      if (path_.empty())
+        throw std::runtime_error(fmt::format("--inception WEIGHTS.safetensors is required to compute features of {}", why));
+      net_ = std::make_unique<metrics::FidInception>(metrics::load_fid_inception(path_, device_));
+    }
+    return *net_;
+  }
+
+ private:
+  std::string path_;
+  torch::Device device_;
+  std::unique_ptr<metrics::FidInception> net_;
+};
+
+// A progress bar that appears with the first report (the total is known only then).
+metrics::ProgressFn progress_bar(const std::string& label) {
+  auto bar = std::make_shared<std::unique_ptr<ProgressBar>>();
+  return [bar, label](int64_t done, int64_t total) {
+    if (!*bar) *bar = std::make_unique<ProgressBar>(total, label);
+    (*bar)->set(done);
+    if (done >= total) (*bar)->finish();
+  };
+}
+
+struct Setup {
+  metrics::Profile profile;
+  torch::Device device{torch::kCPU};
+  int threads = 0;
+};
+
+Setup setup(const MetricsOptions& o) {
+  Setup s;
+  s.profile = metrics::parse_profile(o.profile);
+  s.threads = configure_threads(o.threads);
+  metrics::linalg::set_blas_threads(s.threads);
+  s.device = device::resolve(o.device);
+  if (o.batch_size < 1) throw std::runtime_error(fmt::format("--batch-size {}: must be >= 1", o.batch_size));
+  return s;
+}
+
+EvaluationSet load_set(const std::string& spec, const MetricsOptions& o, const Setup& s, LazyInception& net,
+                       bool need_features) {
+  metrics::EvaluationSetOptions eo;
+  eo.extract.profile = s.profile;
+  eo.extract.batch_size = o.batch_size;
+  eo.need_features = need_features;
+  eo.ignore_stored_statistics = o.ignore_stored_stats;
+  eo.images_dataset = schema::kImages;
+  return metrics::load_evaluation_set(spec, eo, [&]() -> metrics::FidInception& { return net.get(spec); },
+                                      progress_bar(fmt::format("features {}", std::filesystem::path(spec).filename().string())));
+}
+
+std::string fmt_value(const std::optional<double>& v, const char* format = "{:.4f}") {
+  return v ? fmt::format(fmt::runtime(format), *v) : "-";
+}
+
+// ------------------------------------------------------------------------------------------------
+struct FidOptions : MetricsOptions {
+  std::string reference, sample;
+  bool kid = false;
+};
+
+int run_fid(const FidOptions& o) {
+  const auto s = setup(o);
+  LazyInception net(o.inception, s.device);
+  std::cerr << fmt::format("varbench fid: {} vs {} (profile {}, {} threads, Frechet distance via {})\n", o.reference, o.sample,
+                           metrics::profile_name(s.profile), s.threads, metrics::linalg::backend_name());
+  const auto ref = load_set(o.reference, o, s, net, /*need_features=*/true);
+  const auto smp = load_set(o.sample, o, s, net, /*need_features=*/true);
+  if (smp.logits.defined())
+    std::cout << fmt::format("Inception Score: {}\n", metrics::inception_score_adm(smp.logits, smp.name).mean);
+  const auto fid = metrics::frechet_distance(*smp.pool3, metrics::prepare_frechet_reference(*ref.pool3));
+  std::cout << fmt::format("FID: {}\n", fid.distance);
+  if (ref.spatial && smp.spatial)
+    std::cout << fmt::format("sFID: {}\n",
+                             metrics::frechet_distance(*smp.spatial, metrics::prepare_frechet_reference(*ref.spatial)).distance);
+  if (ref.pool3_features.defined() && smp.pool3_features.defined()) {
+    const auto pr = metrics::precision_recall(ref.pool3_features, ref.name, smp.pool3_features, smp.name, 3,
+                                              progress_bar("precision/recall"));
+    std::cout << fmt::format("Precision: {}\nRecall: {}\n", pr.precision, pr.recall);
+    if (o.kid) {
+      const auto kid = metrics::kernel_inception_distance(smp.pool3_features, smp.name, ref.pool3_features, ref.name,
+                                                          o.kid_subsets, o.kid_subset_size, 2020, progress_bar("KID"));
+      std::cout << fmt::format("KID: {} +- {}\n", kid.mean, kid.std);
+    }
+  }
+  return 0;
+}
+
+// ------------------------------------------------------------------------------------------------
+struct FeaturesOptions : MetricsOptions {
+  std::string input, output;
+  bool statistics_only = false;
+  bool overwrite = false;
+};
+
+int run_features(const FeaturesOptions& o) {
+  const auto s = setup(o);
+  if (std::filesystem::exists(o.output) && !o.overwrite)
+    throw std::runtime_error(fmt::format("{}: exists; pass --overwrite to replace it", o.output));
+  LazyInception net(o.inception, s.device);
+  metrics::ExtractOptions eo;
+  eo.profile = s.profile;
+  eo.batch_size = o.batch_size;
+  eo.keep_features = !o.statistics_only;
+  std::unique_ptr<metrics::ImageSource> images;
+  std::string file, run;
+  if (metrics::is_hdf5_spec(o.input, &file, &run))
+    images = metrics::open_hdf5_images(file, metrics::resolve_run(file, run) + "/" + schema::kImages);
+  else if (std::filesystem::is_directory(o.input))
+    images = metrics::open_png_folder(o.input);
+  else
+    images = metrics::open_npz_images(o.input, "arr_0");
+  std::cerr << fmt::format("varbench features: {} images of {} (profile {}, {} threads)\n", images->size(), images->name(),
+                           metrics::profile_name(s.profile), s.threads);
+  const auto f = metrics::extract_features(net.get(o.input), *images, eo, progress_bar("features"));
+  metrics::write_features_npz(o.output, f, o.statistics_only);
+  std::cout << fmt::format("wrote {}: statistics{} of {} images, profile {}\n", o.output,
+                           o.statistics_only ? "" : " and per-image features", f.count(), metrics::profile_name(s.profile));
+  return 0;
+}
+
+// ------------------------------------------------------------------------------------------------
+struct ScoreOptions : MetricsOptions {
+  std::string results, reference;
+  bool recompute = false;
+};
+
+struct RunScores {
+  std::string run;
+  int64_t images = 0;
+  std::optional<double> fid, sfid, is_adm, is_adm_std, is_tf, is_tf_std, precision, recall, kid, kid_std;
+  std::string error;
+};
+
+// Features of one run: the cache when it covers every image, otherwise extracted and cached.
+metrics::ExtractedFeatures run_features(const h5::Group& run, const std::string& file, const ScoreOptions& o,
+                                        const Setup& s, LazyInception& net, const std::string& label) {
+  const auto cache_path = "feature_stats/" + metrics::profile_name(s.profile);
+  auto images = run.dataset(schema::kImages);
+  const int64_t n = static_cast<int64_t>(images.rows());
+  if (!o.recompute && run.has(cache_path + "/pool3/features") && run.has(cache_path + "/logits/features") &&
+      run.has(cache_path + "/spatial/sum") && run.group(cache_path + "/pool3").attr_int("n") == n)
+    return metrics::read_feature_cache(run.group(cache_path), s.profile);
+  metrics::ExtractOptions eo;
+  eo.profile = s.profile;
+  eo.batch_size = o.batch_size;
+  auto source = metrics::open_hdf5_images(std::move(images), file);
+  auto f = metrics::extract_features(net.get(label), *source, eo, progress_bar("features " + label));
+  metrics::write_feature_cache(run.require_group(cache_path), f);
+  return f;
+}
+
+int run_score(const ScoreOptions& o) {
+  const auto s = setup(o);
+  LazyInception net(o.inception, s.device);
+  std::cerr << fmt::format("varbench score: {} against {} (profile {}, {} threads)\n", o.results, o.reference,
+                           metrics::profile_name(s.profile), s.threads);
+  const auto ref = load_set(o.reference, o, s, net, /*need_features=*/true);
+  const auto ref_pool3 = metrics::prepare_frechet_reference(*ref.pool3);
+  std::optional<metrics::FrechetReference> ref_spatial;
+  if (ref.spatial) ref_spatial = metrics::prepare_frechet_reference(*ref.spatial);
+
+  h5::File file(o.results, h5::File::Mode::kReadWrite);
+  const auto root = file.root();
+  if (!root.has("runs")) throw std::runtime_error(o.results + ": no /runs group (not a varbench result file)");
+  const auto runs = root.group("runs");
+  std::vector<RunScores> rows;
+  for (const auto& name : runs.children()) {
+    const auto run = runs.group(name);
+    const std::string status = run.has_attr("status") ? run.attr_string("status") : "";
+    if (status != "completed" || !run.has(schema::kImages)) {
+      std::cerr << fmt::format("  {}: skipped ({})\n", name, status != "completed" ? "status " + (status.empty() ? "unknown" : status)
+                                                                                    : "no images stored");
+      continue;
+    }
+    RunScores r;
+    r.run = name;
+    try {
+      const auto f = run_features(run, o.results, o, s, net, name);
+      r.images = f.count();
+      const auto src = o.results + ":/runs/" + name;
+      r.fid = metrics::frechet_distance(f.pool3_stats.gaussian(src + " (pool3)"), ref_pool3).distance;
+      if (ref_spatial) r.sfid = metrics::frechet_distance(f.spatial_stats.gaussian(src + " (spatial)"), *ref_spatial).distance;
+      const auto is_adm = metrics::inception_score_adm(f.logits, src);
+      r.is_adm = is_adm.mean;
+      r.is_adm_std = is_adm.std;
+      if (r.images >= 10) {
+        const auto is_tf = metrics::inception_score_torch_fidelity(f.logits, src);
+        r.is_tf = is_tf.mean;
+        r.is_tf_std = is_tf.std;
+      }
+      if (ref.pool3_features.defined() && r.images > 3 && ref.pool3_features.size(0) > 3) {
+        const auto pr = metrics::precision_recall(ref.pool3_features, ref.name, f.pool3, src, 3, progress_bar("precision/recall " + name));
+        r.precision = pr.precision;
+        r.recall = pr.recall;
+      }
+      if (ref.pool3_features.defined() && r.images >= o.kid_subset_size && ref.pool3_features.size(0) >= o.kid_subset_size) {
+        const auto kid = metrics::kernel_inception_distance(f.pool3, src, ref.pool3_features, ref.name, o.kid_subsets,
+                                                            o.kid_subset_size, 2020, progress_bar("KID " + name));
+        r.kid = kid.mean;
+        r.kid_std = kid.std;
+      }
+      if (run.has("metrics")) run.remove("metrics");
+      const auto m = run.create_group("metrics");
+      auto put = [&](const char* key, const std::optional<double>& v) {
+        if (v) m.set_attr(key, *v);
+      };
+      put("fid", r.fid);
+      put("sfid", r.sfid);
+      put("inception_score", r.is_adm);
+      put("inception_score_std", r.is_adm_std);
+      put("inception_score_torch_fidelity", r.is_tf);
+      put("inception_score_torch_fidelity_std", r.is_tf_std);
+      put("precision", r.precision);
+      put("recall", r.recall);
+      put("kid", r.kid);
+      put("kid_std", r.kid_std);
+      m.set_attr("num_images", r.images);
+      m.set_attr("reference", o.reference);
+      m.set_attr("reference_statistics", ref.statistics_origin);
+      m.set_attr("profile", metrics::profile_name(s.profile));
+      m.set_attr("inception_weights", o.inception);
+      m.set_attr("timestamp_utc", utc_timestamp());
+      file.flush();
+    } catch (const std::exception& e) {
+      r.error = e.what();
+      std::cerr << fmt::format("  {}: failed: {}\n", name, r.error);
+    }
+    rows.push_back(r);
+  }
+
+  std::cout << fmt::format("reference {} ({} statistics), profile {}\n", o.reference, ref.statistics_origin,
+                           metrics::profile_name(s.profile));
+  std::cout << "| run | images | FID | sFID | IS (ADM) | IS (torch-fidelity) | precision | recall | KID |\n"
+               "|---|---|---|---|---|---|---|---|---|\n";
+  int failures = 0;
+  for (const auto& r : rows) {
+    if (!r.error.empty()) {
+      ++failures;
+      std::cout << fmt::format("| {} | - | failed: {} |\n", r.run, r.error);
+      continue;
+    }
+    const auto is_tf = r.is_tf ? fmt::format("{:.3f} +- {:.3f}", *r.is_tf, *r.is_tf_std) : std::string("-");
+    const auto kid = r.kid ? fmt::format("{:.5f} +- {:.5f}", *r.kid, *r.kid_std) : std::string("-");
+    std::cout << fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", r.run, r.images, fmt_value(r.fid),
+                             fmt_value(r.sfid), fmt_value(r.is_adm, "{:.3f}"), is_tf, fmt_value(r.precision),
+                             fmt_value(r.recall), kid);
+  }
+  if (rows.empty()) std::cerr << "varbench score: no completed run with images\n";
+  return failures == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+void register_fid_command(CLI::App& app, CommandAction& action) {
+  auto o = std::make_shared<FidOptions>();
+  auto* cmd = app.add_subcommand("fid",
+                                 "FID (and sFID, IS, precision/recall when images are given) of SAMPLE against REFERENCE, "
+                                 "as the ADM evaluator prints them");
+  cmd->add_option("reference", o->reference, "Reference: .npz (arr_0 images and/or mu/sigma), PNG folder or RESULTS.h5[:RUN]")
+      ->required();
+  cmd->add_option("sample", o->sample, "Sample set: the same kinds of input")->required();
+  add_common_options(cmd, *o);
+  cmd->add_flag("--ignore-stored-stats", o->ignore_stored_stats, "Compute statistics from the images even when mu/sigma are stored");
+  cmd->add_flag("--kid", o->kid, "Also compute KID (torch-fidelity's subsets)");
+  cmd->add_option("--kid-subsets", o->kid_subsets, "KID subsets")->capture_default_str();
+  cmd->add_option("--kid-subset-size", o->kid_subset_size, "Images per KID subset")->capture_default_str();
+  cmd->callback([o, &action] { action = [o] { return run_fid(*o); }; });
+}
+
+void register_features_command(CLI::App& app, CommandAction& action) {
+  auto o = std::make_shared<FeaturesOptions>();
+  auto* cmd = app.add_subcommand("features", "Write FID statistics (mu, sigma, mu_s, sigma_s) and per-image features of an image set");
+  cmd->add_option("input", o->input, "Images: .npz (arr_0), PNG folder or RESULTS.h5[:RUN]")->required();
+  cmd->add_option("output", o->output, "Output .npz (readable by the ADM evaluator and pytorch-fid as statistics)")->required();
+  add_common_options(cmd, *o);
+  cmd->add_flag("--stats-only", o->statistics_only, "Write only the statistics, not the per-image pool3 features and logits");
+  cmd->add_flag("--overwrite", o->overwrite, "Replace an existing output file");
+  cmd->callback([o, &action] { action = [o] { return run_features(*o); }; });
+}
+
+void register_score_command(CLI::App& app, CommandAction& action) {
+  auto o = std::make_shared<ScoreOptions>();
+  auto* cmd = app.add_subcommand("score", "Add FID, sFID, IS, precision/recall and KID to every completed run of a result file");
+  cmd->add_option("results", o->results, "varbench result file (.h5); metrics go to /runs/<run>/metrics")->required();
+  cmd->add_option("--ref", o->reference, "Reference set: .npz (e.g. VIRTUAL_imagenet256_labeled.npz), PNG folder or RESULTS.h5:RUN")
+      ->required();
+  add_common_options(cmd, *o);
+  cmd->add_flag("--ignore-stored-stats", o->ignore_stored_stats, "Compute the reference statistics from its images even when stored");
+  cmd->add_flag("--recompute", o->recompute, "Extract features again even when the run has a feature cache");
+  cmd->add_option("--kid-subsets", o->kid_subsets, "KID subsets")->capture_default_str();
+  cmd->add_option("--kid-subset-size", o->kid_subset_size, "Images per KID subset (KID is skipped for smaller sets)")
+      ->capture_default_str();
+  cmd->callback([o, &action] { action = [o] { return run_score(*o); }; });
+}
+
+}  // namespace varbench

@@ -1,0 +1,163 @@
+// varbench fid / features / score end to end on small image sets (random Inception weights), and the
+// one-line errors of bad inputs.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <regex>
+
+#include "harness/io/hdf5.h"
+#include "tests/test_support.h"
+
+namespace varbench {
+namespace {
+
+using testing::fixture;
+using testing::run_varbench;
+
+const SafetensorsFile& fx() {
+  static SafetensorsFile f(fixture("inception/fixtures.safetensors"));
+  return f;
+}
+
+std::string weights() { return fixture("inception/inception_random.safetensors"); }
+std::string common() { return " --inception " + weights() + " --threads 2"; }
+
+// The value after "<label>: " in the output; NaN when absent.
+double value_of(const std::string& output, const std::string& label) {
+  std::smatch m;
+  if (!std::regex_search(output, m, std::regex("(^|\\n)" + label + ": ([-+0-9.eE]+)"))) return std::nan("");
+  return std::stod(m[2]);
+}
+
+::testing::AssertionResult RelativelyNear(double actual, double expected, double tol) {
+  const double rel = std::abs(actual - expected) / std::max(std::abs(expected), 1e-300);
+  if (rel <= tol) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << actual << " vs " << expected << ": relative " << rel << " > " << tol;
+}
+
+// The error line of a failed command: exactly one, naming what is asked for.
+::testing::AssertionResult FailsWithOneLine(const testing::CommandResult& r, const std::vector<std::string>& needles) {
+  if (r.exit_code == 0) return ::testing::AssertionFailure() << "exit code 0; output:\n" << r.output;
+  std::smatch m;
+  if (!std::regex_search(r.output, m, std::regex("varbench: error: ([^\\n]*)\\n?$")))
+    return ::testing::AssertionFailure() << "no single error line at the end:\n" << r.output;
+  const std::string line = m[1];
+  for (const auto& n : needles)
+    if (line.find(n) == std::string::npos) return ::testing::AssertionFailure() << "'" << n << "' not in: " << line;
+  return ::testing::AssertionSuccess();
+}
+
+// Features of 5-6 images: the covariances are rank 4-5, so the trace of the root carries rounding
+// of the near-zero eigenvalues (~1e-6 of the FID); the numerical contract is in test_metrics_frechet.
+constexpr double kSmallSetTolerance = 1e-4;
+
+TEST(MetricsCli, FidPrintsWhatTheAdmEvaluatorPrints) {
+  const auto r = run_varbench("fid " + fixture("inception/set_a.npz") + " " + fixture("inception/set_b.npz") + common());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(RelativelyNear(value_of(r.output, "FID"), fx().tensor("cli.fid_ab").item<double>(), kSmallSetTolerance)) << r.output;
+  EXPECT_TRUE(RelativelyNear(value_of(r.output, "sFID"), fx().tensor("cli.sfid_ab").item<double>(), kSmallSetTolerance)) << r.output;
+  EXPECT_TRUE(RelativelyNear(value_of(r.output, "Inception Score"), fx().tensor("cli.is_b").item<double>(), 1e-5)) << r.output;
+  const auto pr = fx().tensor("cli.pr_ab");
+  EXPECT_EQ(value_of(r.output, "Precision"), pr[0].item<double>()) << r.output;
+  EXPECT_EQ(value_of(r.output, "Recall"), pr[1].item<double>()) << r.output;
+}
+
+TEST(MetricsCli, PngFolderAndNpzOfTheSameImagesAreAtDistanceZero) {
+  const auto r = run_varbench("fid " + fixture("inception/png_a") + " " + fixture("inception/set_a.npz") + common() +
+                              " --profile pytorch-fid");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_LT(std::abs(value_of(r.output, "FID")), 1e-6) << r.output;
+  EXPECT_EQ(value_of(r.output, "Precision"), 1.0);
+}
+
+TEST(MetricsCli, SavedStatisticsGiveTheSameFidAsTheImages) {
+  const auto dir = testing::temp_dir("metrics_features");
+  const auto stats = dir + "/b_stats.npz";
+  auto r = run_varbench("features " + fixture("inception/set_b.npz") + " " + stats + common());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_varbench("features " + fixture("inception/set_b.npz") + " " + stats + common());
+  EXPECT_TRUE(FailsWithOneLine(r, {stats, "exists"}));
+  const auto direct = run_varbench("fid " + fixture("inception/set_a.npz") + " " + fixture("inception/set_b.npz") + common());
+  const auto stored = run_varbench("fid " + fixture("inception/set_a.npz") + " " + stats + common());
+  ASSERT_EQ(stored.exit_code, 0) << stored.output;
+  EXPECT_EQ(value_of(stored.output, "FID"), value_of(direct.output, "FID"));
+  EXPECT_EQ(value_of(stored.output, "sFID"), value_of(direct.output, "sFID"));
+  EXPECT_EQ(value_of(stored.output, "Precision"), value_of(direct.output, "Precision"));
+  // Statistics only, read without any network.
+  const auto only = dir + "/b_only.npz";
+  ASSERT_EQ(run_varbench("features " + fixture("inception/set_b.npz") + " " + only + common() + " --stats-only").exit_code, 0);
+  const auto both_stats = run_varbench("fid " + stats + " " + only);
+  ASSERT_EQ(both_stats.exit_code, 0) << both_stats.output;
+  EXPECT_LT(std::abs(value_of(both_stats.output, "FID")), 1e-6) << both_stats.output;
+  // A features file of the other profile is refused.
+  EXPECT_TRUE(FailsWithOneLine(run_varbench("fid " + stats + " " + only + " --profile pytorch-fid"),
+                               {stats, "profile 'adm'", "'pytorch-fid'"}));
+}
+
+TEST(MetricsCli, ScoreWritesMetricsOfCompletedRunsAndCachesFeatures) {
+  const auto dir = testing::temp_dir("metrics_score");
+  const auto results = dir + "/results.h5";
+  {
+    h5::File file(results, h5::File::Mode::kCreate);
+    const auto set_b = fx().tensor("cli.set_b").contiguous();
+    const auto good = file.root().create_group("runs/good");
+    good.set_attr("status", "completed");
+    good.write<uint8_t>("images", {6, 64, 64, 3}, set_b.data_ptr<uint8_t>());
+    const auto failed = file.root().create_group("runs/failed");
+    failed.set_attr("status", "failed");
+    failed.write<uint8_t>("images", {6, 64, 64, 3}, set_b.data_ptr<uint8_t>());
+    file.root().create_group("runs/tokens_only").set_attr("status", "completed");
+  }
+  const auto args = "score " + results + " --ref " + fixture("inception/set_a.npz") + common() + " --kid-subset-size 5 --kid-subsets 4";
+  const auto r = run_varbench(args);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("| good | 6 |"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("failed: skipped (status failed)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("tokens_only: skipped (no images stored)"), std::string::npos) << r.output;
+  double fid = 0;
+  {
+    h5::File file(results, h5::File::Mode::kReadOnly);
+    const auto m = file.root().group("runs/good/metrics");
+    fid = m.attr_double("fid");
+    EXPECT_TRUE(RelativelyNear(fid, fx().tensor("cli.fid_ab").item<double>(), kSmallSetTolerance));
+    EXPECT_TRUE(RelativelyNear(m.attr_double("sfid"), fx().tensor("cli.sfid_ab").item<double>(), kSmallSetTolerance));
+    EXPECT_TRUE(RelativelyNear(m.attr_double("inception_score"), fx().tensor("cli.is_b").item<double>(), 1e-5));
+    EXPECT_EQ(m.attr_double("precision"), fx().tensor("cli.pr_ab")[0].item<double>());
+    EXPECT_TRUE(m.has_attr("kid"));
+    EXPECT_FALSE(m.has_attr("inception_score_torch_fidelity"));  // 6 images cannot fill 10 splits
+    EXPECT_EQ(m.attr_int("num_images"), 6);
+    EXPECT_EQ(m.attr_string("profile"), "adm");
+    EXPECT_EQ(file.root().group("runs/good/feature_stats/adm/pool3").attr_int("n"), 6);
+    EXPECT_FALSE(file.root().has("runs/failed/metrics"));
+  }
+  // Again: from the cache, the same numbers.
+  const auto again = run_varbench(args);
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  h5::File file(results, h5::File::Mode::kReadOnly);
+  EXPECT_EQ(file.root().group("runs/good/metrics").attr_double("fid"), fid);
+}
+
+TEST(MetricsCli, BadInputsAreOneLineErrorsNamingFileKeyAndValue) {
+  const auto good = fixture("inception/set_a.npz");
+  const auto bad = [](const std::string& name) { return fixture("inception/" + name); };
+  EXPECT_TRUE(FailsWithOneLine(run_varbench("fid " + bad("bad_no_arr0.npz") + " " + good + common()),
+                               {bad("bad_no_arr0.npz"), "'arr_0'", "it has: images"}));
+  EXPECT_TRUE(FailsWithOneLine(run_varbench("features " + bad("bad_no_arr0.npz") + " /dev/null/x.npz" + common()),
+                               {bad("bad_no_arr0.npz"), "no array 'arr_0'"}));
+  EXPECT_TRUE(FailsWithOneLine(run_varbench("fid " + good + " " + bad("bad_float.npz") + common()),
+                               {bad("bad_float.npz") + ":arr_0", "dtype float32", "expected uint8"}));
+  EXPECT_TRUE(FailsWithOneLine(run_varbench("fid " + good + " " + bad("bad_gray.npz") + common()),
+                               {bad("bad_gray.npz") + ":arr_0", "shape [5, 64, 64]", "N x H x W x 3"}));
+  EXPECT_TRUE(FailsWithOneLine(run_varbench("fid " + good + " " + bad("bad_one.npz") + common()),
+                               {bad("bad_one.npz") + ":arr_0", "1 image", "at least 2"}));
+  EXPECT_TRUE(FailsWithOneLine(run_varbench("fid " + good + " " + good), {"--inception", good}));
+  const auto dir = testing::temp_dir("metrics_bad_weights");
+  const auto truncated = dir + "/truncated.safetensors";
+  std::filesystem::copy_file(weights(), truncated);
+  std::filesystem::resize_file(truncated, 1000);
+  EXPECT_TRUE(FailsWithOneLine(run_varbench("fid " + good + " " + good + " --inception " + truncated), {truncated}));
+  EXPECT_TRUE(FailsWithOneLine(run_varbench("fid " + good + " " + good + common() + " --profile tf2"), {"--profile", "tf2"}));
+}
+
+}  // namespace
+}  // namespace varbench
