@@ -45,6 +45,8 @@ void write_features_npz(const std::string& path, const ExtractedFeatures& f, boo
     arrays.emplace_back("pool3", tensor_to_npy(f.pool3));
     arrays.emplace_back("logits", tensor_to_npy(f.logits));
   }
+  // The sample count bounds the rank of the covariances (frechet.h); ADM/pytorch-fid files lack it.
+  arrays.emplace_back("n", tensor_to_npy(torch::tensor(f.count(), torch::kLong)));
   io::NpyArray profile;
   profile.dtype = "|u1";
   const auto name = profile_name(f.profile);
@@ -143,6 +145,13 @@ EvaluationSet load_evaluation_set(const std::string& spec, const EvaluationSetOp
   if (has_stats && !options.ignore_stored_statistics) {
     set.pool3 = read_npz_gaussian(npz, "mu", "sigma");
     if (npz.has("mu_s") && npz.has("sigma_s")) set.spatial = read_npz_gaussian(npz, "mu_s", "sigma_s");
+    if (npz.has("n")) {
+      const auto n = npy_to_tensor(npz.read("n"), spec + ":n");
+      if (n.numel() != 1 || n.scalar_type() != torch::kLong || n.item<int64_t>() < 2)
+        throw std::runtime_error(fmt::format("{}:n must be one int64 >= 2", spec));
+      set.pool3->n = n.item<int64_t>();
+      if (set.spatial) set.spatial->n = set.pool3->n;
+    }
     set.statistics_origin = "stored";
   }
   if (has_features && !options.ignore_stored_statistics) {

@@ -38,8 +38,8 @@ struct EvaluationSetOptions {
   std::string images_dataset = "images";  // dataset of a run group holding its images
 };
 
-// Writes every key of a `varbench features` file: mu, sigma, mu_s, sigma_s (float64), pool3, logits
-// (float32, unless `statistics_only`), profile (uint8 bytes of the profile name).
+// Writes every key of a `varbench features` file: mu, sigma, mu_s, sigma_s (float64), n (int64: images),
+// pool3, logits (float32, unless `statistics_only`), profile (uint8 bytes of the profile name).
 void write_features_npz(const std::string& path, const ExtractedFeatures& features, bool statistics_only);
 
 // Resolves "FILE.h5" / "FILE.h5:RUN" to the run group path ("runs/RUN"); throws listing the runs.

@@ -133,7 +133,9 @@ def resize_bilinear_tf1(x, side):
 
 
 def preprocess(images_nhwc_uint8, profile):
-    x = images_nhwc_uint8.permute(0, 3, 1, 2).to(torch.float32)
+    # Contiguous NCHW, as ToTensor + DataLoader hand it to pytorch-fid (a channels-last view would take
+    # another upsampling kernel that rounds differently in the last bit).
+    x = images_nhwc_uint8.permute(0, 3, 1, 2).contiguous().to(torch.float32)
     if profile == "pytorch-fid":
         x = x / 255.0
         x = F.interpolate(x, size=(INPUT_SIDE, INPUT_SIDE), mode="bilinear", align_corners=False)
