@@ -5,7 +5,9 @@ Handles the VAR transformers (var_d16..d36.pth), the VQVAE (vae_ch160v4096z32.pt
 drafter_N/refiner_N.pth, and pytorch-fid's Inception weights (pt_inception-2015-12-05-6726825d.pth,
 torch's legacy pre-zip format). Checkpoints are untrusted input: they are read with
 torch.load(weights_only=True), which refuses pickled code; nothing else is unpickled. varbench's C++
-loader reads only the safetensors output.
+loader reads only the safetensors output. python3-torch 1.13 reads the legacy format with
+weights_only=True (tests/reference/make_inception_fixtures.py writes a legacy-format Inception in
+pytorch-fid's layout and converts it with this script on every test run).
 
 Run with Debian's python3-torch: /usr/bin/python3 scripts/convert_checkpoint.py IN.pth OUT.safetensors
 """
@@ -48,7 +50,10 @@ def describe(sd):
     if "quantize.embedding.weight" in sd:
         return f"VQVAE: codebook {tuple(sd['quantize.embedding.weight'].shape)}"
     if any(k.startswith("Mixed_7c") for k in sd):
-        return "Inception-v3 (FID)"
+        counters = sum(k.endswith(".num_batches_tracked") for k in sd)
+        fc = tuple(sd["fc.weight"].shape) if "fc.weight" in sd else None
+        return (f"Inception-v3 (FID): fc {fc}, {counters} BatchNorm num_batches_tracked counters "
+                "(kept in the file; varbench's loader ignores them)")
     return "unknown model"
 
 
