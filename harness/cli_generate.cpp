@@ -126,7 +126,7 @@ int run_generate(const GenerateOptions& o) {
       images = images_to_uint8(vqvae->decode(state.f_hat));
     }
     std::vector<int64_t> seeds(B, static_cast<int64_t>(request.seed));
-    writer.write_batch(first, labels, in_class, seeds, state.tokens, images);
+    writer.write_batch(first, labels, in_class, seeds, state.tokens, images, request.image_indices);
     file.flush();
     if (!o.png_dir.empty())
       for (int64_t i = 0; i < B; ++i)

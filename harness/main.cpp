@@ -4,14 +4,17 @@
 #include <CLI/CLI.hpp>
 
 #include "harness/commands.h"
+#include "harness/memory_probe.h"
 #include "harness/provenance.h"
 
 int main(int argc, char** argv) {
+  varbench::install_cpu_memory_tracking();  // before any tensor exists
   varbench::set_command_line(argc, argv);
   CLI::App app{"varbench: a research harness for Visual AutoRegressive (VAR) image generators"};
   app.require_subcommand(1);
   varbench::CommandAction action;
   varbench::register_generate_command(app, action);
+  varbench::register_run_command(app, action);
   varbench::register_score_command(app, action);
   varbench::register_fid_command(app, action);
   varbench::register_features_command(app, action);

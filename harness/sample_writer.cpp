@@ -30,18 +30,18 @@ SampleWriter::SampleWriter(const h5::Group& group, int64_t n, const ScaleSchedul
 
 void SampleWriter::write_batch(int64_t first, const std::vector<int64_t>& labels, const std::vector<int64_t>& index_in_class,
                                const std::vector<int64_t>& seeds, const std::vector<torch::Tensor>& tokens,
-                               const torch::Tensor& images) {
+                               const torch::Tensor& images, const std::vector<int64_t>& image_index) {
   const uint64_t B = labels.size(), at = static_cast<uint64_t>(first);
-  std::vector<int64_t> image_index(B);
-  std::iota(image_index.begin(), image_index.end(), first);
   group_.dataset(schema::kLabels).write_rows(at, B, labels.data());
   group_.dataset(schema::kIndexInClass).write_rows(at, B, index_in_class.data());
   group_.dataset(schema::kImageIndex).write_rows(at, B, image_index.data());
   group_.dataset(schema::kSeeds).write_rows(at, B, seeds.data());
   auto tg = group_.group(schema::kTokens);
-  for (size_t s = 0; s < tokens.size(); ++s) {
-    auto t = tokens[s].to(torch::kCPU, torch::kInt32).contiguous();
-    tg.dataset(schema::token_dataset(static_cast<int64_t>(s))).write_rows(at, B, t.data_ptr<int32_t>());
+  for (int64_t s = 0; s < schedule_.num_scales(); ++s) {
+    // Scales an engine did not sample (early exit) hold -1.
+    auto t = s < static_cast<int64_t>(tokens.size()) ? tokens[s].to(torch::kCPU, torch::kInt32).contiguous()
+                                                     : torch::full({static_cast<int64_t>(B), schedule_.tokens(s)}, -1, torch::kInt32);
+    tg.dataset(schema::token_dataset(s)).write_rows(at, B, t.data_ptr<int32_t>());
   }
   if (store_images_) {
     auto img = images.to(torch::kCPU).contiguous();

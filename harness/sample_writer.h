@@ -16,9 +16,11 @@ class SampleWriter {
  public:
   SampleWriter(const h5::Group& group, int64_t num_images, const ScaleSchedule& schedule, int64_t image_height,
                int64_t image_width, bool store_images);
-  // tokens: one [B, side^2] tensor per scale; images: uint8 [B,H,W,3] (ignored when not stored).
+  // Rows [first, first + B): tokens one [B, side^2] tensor per sampled scale (missing scales hold -1);
+  // images uint8 [B,H,W,3] (ignored when not stored); image_index the global index of each row.
   void write_batch(int64_t first, const std::vector<int64_t>& labels, const std::vector<int64_t>& index_in_class,
-                   const std::vector<int64_t>& seeds, const std::vector<torch::Tensor>& tokens, const torch::Tensor& images);
+                   const std::vector<int64_t>& seeds, const std::vector<torch::Tensor>& tokens, const torch::Tensor& images,
+                   const std::vector<int64_t>& image_index);
   int64_t rows_written() const { return rows_written_; }
 
  private:

@@ -92,6 +92,13 @@ TEST(PerImageStream, NumbersDependOnImageIndexOnlyNotOnBatchPosition) {
   EXPECT_TRUE(torch::equal(a.gumbel(3, 10, 16, 2, RandomStream::kToken)[2], b.gumbel(1, 10, 16, 2, RandomStream::kToken)[0]));
 }
 
+TEST(PerImageStream, GumbelValuesAreFiniteAtTheExtremes) {
+  // All-ones bits once produced u = 1.0f (rounding), an infinite Gumbel value and a NaN score that
+  // Gumbel-max then picked: a zero-probability token.
+  auto g = TokenSampler::bits_to_gumbel(torch::tensor(std::vector<int64_t>{0, 1, 4294967295LL, 4294966784LL}));
+  EXPECT_TRUE(torch::isfinite(g).all().item<bool>()) << g;
+}
+
 TEST(PerImageStream, UniformsAreUniform) {
   auto s = TokenSampler::per_image(1, {0, 1, 2, 3}, torch::kCPU);
   auto u = s.uniforms(4, 25000, 0, RandomStream::kToken).view(-1);

@@ -1,5 +1,6 @@
 #include "engines/model/generation.h"
 
+#include <cmath>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -22,13 +23,10 @@ void GenerationState::commit(Vqvae vqvae, const torch::Tensor& scale_tokens, con
   if (next.defined()) next_inputs.push_back(next.view({batch, f_hat.size(1), -1}).transpose(1, 2));
 }
 
-void GenerationState::truncate(Vqvae vqvae, int64_t scale) {
-  if (scale >= scales_done()) return;
-  std::vector<torch::Tensor> kept(tokens.begin(), tokens.begin() + scale);
-  tokens.clear();
-  next_inputs.clear();
-  f_hat.zero_();
-  for (const auto& t : kept) commit(vqvae, t);
+GenerationState GenerationState::clone() const {
+  GenerationState c = *this;
+  c.f_hat = f_hat.clone();
+  return c;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -46,28 +44,79 @@ ModelPass::ModelPass(VarTransformer model, const torch::Tensor& labels, bool gui
 
 torch::Tensor ModelPass::scale_input(const GenerationState& state, int64_t scale) {
   if (scale == 0) return model_->first_scale_input(cond_, position_terms_);
-  return model_->embed_scale_input(state.next_inputs.at(scale - 1), scale, position_terms_, cond_.rows());
+  return model_->embed_inputs(state.next_inputs.at(scale - 1), model_->arch().schedule.begin(scale), position_terms_,
+                              cond_.rows());
 }
 
-torch::Tensor ModelPass::step(const GenerationState& state, int64_t scale) {
+torch::Tensor ModelPass::forward_new_tokens(torch::Tensor x, const torch::Tensor& mask) {
+  auto h = model_->forward_blocks(std::move(x), cond_, &cache_, mask);
+  last_hidden_ = h;
+  return h;
+}
+
+torch::Tensor ModelPass::step_hidden(const GenerationState& state, int64_t scale) {
   compat::AutocastGuard autocast(policy_.autocast, policy_.autocast_dtype);
-  if (cache_.length() != model_->arch().schedule.begin(scale))
+  if (cache_.length() + pruned_positions_ != model_->arch().schedule.begin(scale))
     throw std::logic_error(fmt::format("cached step of scale {} with {} tokens cached", scale, cache_.length()));
-  auto h = model_->forward_blocks(scale_input(state, scale), cond_, &cache_);
-  return model_->logits(h, cond_);
+  return forward_new_tokens(scale_input(state, scale));
 }
 
-torch::Tensor ModelPass::prefill(const GenerationState& state, int64_t first, int64_t last) {
+torch::Tensor ModelPass::prefill_hidden(const GenerationState& state, int64_t first, int64_t last) {
   compat::AutocastGuard autocast(policy_.autocast, policy_.autocast_dtype);
   const auto& sched = model_->arch().schedule;
-  if (cache_.length() != sched.begin(first))
+  if (pruned_positions_ != 0 || cache_.length() != sched.begin(first))
     throw std::logic_error(fmt::format("prefill from scale {} with {} tokens cached", first, cache_.length()));
-  std::vector<torch::Tensor> inputs;
-  for (int64_t s = first; s <= last; ++s) inputs.push_back(scale_input(state, s));
-  auto x = inputs.size() == 1 ? inputs[0] : torch::cat(inputs, 1);
+  // Official CoDe refiner: cat(first-scale input, word_embed(cat(draft maps)) + positions).
+  std::vector<torch::Tensor> maps;
+  for (int64_t s = std::max<int64_t>(first, 1); s <= last; ++s) maps.push_back(state.next_inputs.at(s - 1));
+  std::vector<torch::Tensor> parts;
+  if (first == 0) parts.push_back(model_->first_scale_input(cond_, position_terms_));
+  if (!maps.empty())
+    parts.push_back(model_->embed_inputs(maps.size() == 1 ? maps[0] : torch::cat(maps, 1),
+                                         sched.begin(std::max<int64_t>(first, 1)), position_terms_, cond_.rows()));
+  auto x = parts.size() == 1 ? parts[0] : torch::cat(parts, 1);
   auto mask = model_->block_causal_mask(sched.begin(first), sched.end(last)).to(x.scalar_type());
-  auto h = model_->forward_blocks(x, cond_, &cache_, mask);
-  return model_->logits(h, cond_);
+  return forward_new_tokens(x, mask);
+}
+
+torch::Tensor ModelPass::step_pruned_hidden(const GenerationState& state, int64_t scale, double keep_ratio) {
+  compat::AutocastGuard autocast(policy_.autocast, policy_.autocast_dtype);
+  const auto& sched = model_->arch().schedule;
+  if (scale == 0 || !last_hidden_.defined()) throw std::logic_error("token pruning needs a previous scale");
+  if (cache_.length() + pruned_positions_ != sched.begin(scale))
+    throw std::logic_error(fmt::format("pruned step of scale {} with {} tokens cached", scale, cache_.length()));
+  auto x = scale_input(state, scale);  // [rows, l, C]
+  const int64_t rows = x.size(0), l = x.size(1), C = x.size(2), B = state.batch;
+  const int64_t keep = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(keep_ratio * l)));
+  // Score on the conditional rows (the unconditional rows have the same inputs): distance from the mean.
+  auto cond_x = x.narrow(0, 0, B).to(torch::kFloat32);
+  auto score = (cond_x - cond_x.mean(1, true)).norm(2, -1);                                   // [B, l]
+  auto kept = std::get<0>(std::get<1>(score.topk(keep, -1, true, false)).sort(-1));  // [B, keep]
+  auto kept_rows = rows == B ? kept : kept.repeat({rows / B, 1});                           // [rows, keep]
+  auto gather_idx = kept_rows.unsqueeze(-1).expand({rows, keep, C});
+  auto previous = last_hidden_;  // the previous scale's final hidden states [rows, l_prev, C]
+  auto h_kept = forward_new_tokens(x.gather(1, gather_idx));
+  pruned_positions_ += l - keep;
+  // Pruned tokens take the previous scale's final hidden states, upsampled to this scale's grid.
+  const int64_t prev_side = sched.sides[scale - 1], side = sched.sides[scale];
+  auto grid = previous.transpose(1, 2).reshape({rows, C, prev_side, prev_side}).to(torch::kFloat32);
+  namespace F = torch::nn::functional;
+  auto up = F::interpolate(grid, F::InterpolateFuncOptions()
+                                     .size(std::vector<int64_t>{side, side})
+                                     .mode(torch::kBilinear)
+                                     .align_corners(false))
+                .reshape({rows, C, l})
+                .transpose(1, 2)
+                .to(h_kept.scalar_type())
+                .contiguous();
+  up.scatter_(1, gather_idx, h_kept);
+  last_hidden_ = up;
+  return up;
+}
+
+torch::Tensor ModelPass::logits(const torch::Tensor& hidden) {
+  compat::AutocastGuard autocast(policy_.autocast, policy_.autocast_dtype);
+  return model_->logits(hidden, cond_);
 }
 
 torch::Tensor ModelPass::guide(const torch::Tensor& raw, int64_t scale, const SamplingSettings& settings) {
@@ -80,10 +129,20 @@ void ModelPass::drop_unconditional() {
   const int64_t B = cond_.rows() / 2;
   cond_ = cond_.narrowed(B);
   cache_.narrow_rows(B);
+  if (last_hidden_.defined()) last_hidden_ = last_hidden_.narrow(0, 0, B);
   guided_ = false;
 }
 
-void ModelPass::release() { cache_.release(); }
+void ModelPass::rollback_to_scale(int64_t scale) {
+  if (pruned_positions_ != 0) throw std::logic_error("rollback after token pruning");
+  cache_.truncate(scale < 0 ? 0 : model_->arch().schedule.end(scale));
+  last_hidden_ = torch::Tensor();
+}
+
+void ModelPass::release() {
+  cache_.release();
+  last_hidden_ = torch::Tensor();
+}
 
 // ---------------------------------------------------------------------------------------------------
 TokenSampler make_sampler(const GenerationRequest& request, torch::Device device) {
@@ -107,23 +166,34 @@ torch::Tensor sample_and_commit(GenerationState& state, Vqvae vqvae, torch::Tens
   return tokens;
 }
 
-GenerationState generate_single(VarTransformer model, Vqvae vqvae, const GenerationRequest& request,
-                                const PrecisionPolicy& policy, ScaleObserver* observer) {
+GenerationState run_single_loop(VarTransformer model, Vqvae vqvae, const GenerationRequest& request,
+                                const PrecisionPolicy& policy, const SingleLoopOptions& o, ScaleObserver* observer,
+                                int64_t* kv_cache_bytes) {
   const auto& arch = model->arch();
   const auto device = model->pos_1LC.device();
-  request.sampling.validate(arch.schedule.num_scales());
-  const int64_t B = request.labels.size(0);
-  GenerationState state(B, arch.schedule.sides, arch.code_dim, device);
+  const int64_t S = arch.schedule.num_scales();
+  request.sampling.validate(S);
+  const int64_t last = o.exit_after_scale >= 0 ? o.exit_after_scale : S - 1;
+  GenerationState state(request.labels.size(0), arch.schedule.sides, arch.code_dim, device);
   auto sampler = make_sampler(request, device);
-  ModelPass pass(model, request.labels, /*guided=*/true, policy, arch.schedule.total_tokens());
-  for (int64_t s = 0; s < arch.schedule.num_scales(); ++s) {
-    auto guided = pass.guide(pass.step(state, s), s, request.sampling);
+  ModelPass pass(model, request.labels, /*guided=*/true, policy, arch.schedule.end(last));
+  if (kv_cache_bytes) *kv_cache_bytes = pass.cache().bytes();
+  for (int64_t s = 0; s <= last; ++s) {
+    if (o.guidance_off_from >= 0 && s == o.guidance_off_from) pass.drop_unconditional();
+    const bool pruned = o.prune_from_scale >= 0 && s >= o.prune_from_scale && o.keep_ratio < 1.0;
+    auto hidden = pruned ? pass.step_pruned_hidden(state, s, o.keep_ratio) : pass.step_hidden(state, s);
+    auto guided = pass.guide(pass.logits(hidden), s, request.sampling);
     sample_and_commit(state, vqvae, guided, s, sampler, request.sampling);
     if (observer) observer->scale_done(s);
   }
   pass.release();
   if (observer) observer->transformer_done();
   return state;
+}
+
+GenerationState generate_single(VarTransformer model, Vqvae vqvae, const GenerationRequest& request,
+                                const PrecisionPolicy& policy, ScaleObserver* observer) {
+  return run_single_loop(std::move(model), std::move(vqvae), request, policy, SingleLoopOptions{}, observer);
 }
 
 torch::Tensor images_to_uint8(const torch::Tensor& images) {

@@ -1,7 +1,8 @@
 #pragma once
 // The building blocks of VAR's scale-by-scale loop, shared by every engine: the running state of a
 // batch (f_hat, tokens, next-scale inputs) and one model's pass over some of its scales (conditioning,
-// KV cache, cached steps, block-causal prefill). `generate_single` composes them into the plain loop.
+// KV cache, cached steps, block-causal prefill, token-pruned steps). `generate_single` composes them
+// into the plain loop.
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -19,6 +20,8 @@ namespace varbench {
 class ScaleObserver {
  public:
   virtual ~ScaleObserver() = default;
+  // Called when the tokens of `scale` are final (engines that settle several scales at once call it
+  // once per scale, in order).
   virtual void scale_done(int64_t scale) {}
   virtual void transformer_done() {}  // all tokens sampled; the VQVAE decode follows
 };
@@ -37,8 +40,8 @@ struct GenerationState {
   // Adds the next scale's tokens: code lookup (or the given soft codes [B,Cvae,s,s]), Phi, f_hat update,
   // next-scale input.
   void commit(Vqvae vqvae, const torch::Tensor& scale_tokens, const torch::Tensor& codes = {});
-  // Drops every scale from `scale` on (f_hat is rebuilt from the kept tokens).
-  void truncate(Vqvae vqvae, int64_t scale);
+  // An independent copy (f_hat is updated in place by commit).
+  GenerationState clone() const;
 };
 
 // One model's share of a generation: its conditioning and its own KV cache.
@@ -48,30 +51,44 @@ class ModelPass {
   // `capacity_tokens`: positions the KV cache must hold (all scales the model will see).
   ModelPass(VarTransformer model, const torch::Tensor& labels, bool guided, const PrecisionPolicy& policy,
             int64_t capacity_tokens);
-  const VarTransformer& model() const { return model_; }
+  VarTransformer& model() { return model_; }
   int64_t rows() const { return cond_.rows(); }
   bool guided() const { return guided_; }
   KvCache& cache() { return cache_; }
 
-  // Cached forward of scale `scale` (its input from `state`); raw fp32 logits [rows, l, V].
-  torch::Tensor step(const GenerationState& state, int64_t scale);
+  // Cached forward of scale `scale` (its input from `state`): hidden states [rows, l, C].
+  torch::Tensor step_hidden(const GenerationState& state, int64_t scale);
+  // ... and the raw fp32 logits [rows, l, V].
+  torch::Tensor step(const GenerationState& state, int64_t scale) { return logits(step_hidden(state, scale)); }
   // One masked forward over scales [first, last] whose inputs are in `state` (block-causal among the new
-  // tokens, full access to what is cached), filling the cache: raw logits of all those tokens.
-  torch::Tensor prefill(const GenerationState& state, int64_t first, int64_t last);
+  // tokens, full access to what is cached), filling the cache: hidden states of all those tokens. The
+  // inputs are embedded as CoDe's refiner embeds its draft: one word_embed over the concatenated maps.
+  torch::Tensor prefill_hidden(const GenerationState& state, int64_t first, int64_t last);
+  // Cached step that runs only a `keep_ratio` share of the scale's tokens, those farthest from the
+  // scale's mean input (FastVAR-style pruning); only they enter the KV cache, and the hidden states of the
+  // others are the previous scale's, upsampled. Returns hidden states of every token [rows, l, C].
+  torch::Tensor step_pruned_hidden(const GenerationState& state, int64_t scale, double keep_ratio);
+  // head(head_nm(h)) in fp32.
+  torch::Tensor logits(const torch::Tensor& hidden);
   // Guided logits of one scale out of raw logits [rows,l,V] (unguided rows pass through).
   torch::Tensor guide(const torch::Tensor& raw, int64_t scale, const SamplingSettings& settings);
   // Switch guidance off for the remaining scales: drop the unconditional rows (and their cache).
   void drop_unconditional();
+  // Forget cached positions of scales after `scale` (speculative rollback); -1 forgets everything.
+  void rollback_to_scale(int64_t scale);
   void release();
 
  private:
   torch::Tensor scale_input(const GenerationState& state, int64_t scale);
+  torch::Tensor forward_new_tokens(torch::Tensor x, const torch::Tensor& mask = {});
   VarTransformer model_;
   PrecisionPolicy policy_;
   bool guided_;
   Conditioning cond_;
   torch::Tensor position_terms_;
   KvCache cache_;
+  int64_t pruned_positions_ = 0;  // positions never cached because their tokens were pruned
+  torch::Tensor last_hidden_;     // hidden states of the last scale run, for pruned steps
 };
 
 struct GenerationRequest {
@@ -88,7 +105,21 @@ TokenSampler make_sampler(const GenerationRequest& request, torch::Device device
 torch::Tensor sample_and_commit(GenerationState& state, Vqvae vqvae, torch::Tensor guided_logits, int64_t scale,
                                 TokenSampler& sampler, const SamplingSettings& settings);
 
-// The plain loop with one model over every scale; returns the state after the last scale.
+// Variations of the one-model loop (the baselines of the single-model engines).
+struct SingleLoopOptions {
+  int64_t exit_after_scale = -1;   // early exit: stop after this scale (f_hat holds the partial sum); -1 = none
+  int64_t guidance_off_from = -1;  // from this scale on only the conditional branch runs; -1 = never
+  int64_t prune_from_scale = -1;   // FastVAR-style token pruning from this scale on; -1 = never
+  double keep_ratio = 1.0;         // share of tokens a pruned scale runs
+};
+
+// The loop with one model; returns the state after the last scale it ran. `kv_cache_bytes` receives the
+// bytes of the KV cache it held.
+GenerationState run_single_loop(VarTransformer model, Vqvae vqvae, const GenerationRequest& request,
+                                const PrecisionPolicy& policy, const SingleLoopOptions& options,
+                                ScaleObserver* observer = nullptr, int64_t* kv_cache_bytes = nullptr);
+
+// The plain loop with one model over every scale.
 GenerationState generate_single(VarTransformer model, Vqvae vqvae, const GenerationRequest& request,
                                 const PrecisionPolicy& policy, ScaleObserver* observer = nullptr);
 

@@ -23,6 +23,12 @@ void KvCache::advance(int64_t tokens) {
   for (auto& l : layers_) l.length = length_;
 }
 
+void KvCache::truncate(int64_t length) {
+  if (length > length_) throw std::logic_error(fmt::format("KV cache truncate to {} > length {}", length, length_));
+  length_ = length;
+  for (auto& l : layers_) l.length = length_;
+}
+
 int64_t KvCache::bytes() const {
   int64_t n = 0;
   for (const auto& l : layers_) n += static_cast<int64_t>(l.keys.storage().nbytes() + l.values.storage().nbytes());

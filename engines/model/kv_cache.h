@@ -24,6 +24,8 @@ class KvCache {
   KvCacheLayer* layer(size_t i) { return &layers_.at(i); }
   // Called once after every block has written `tokens` new positions.
   void advance(int64_t tokens);
+  // Forget everything after the first `length` positions (rejected speculative drafts).
+  void truncate(int64_t length);
   // Bytes the cache's storage holds (allocated capacity, not the filled part; a narrowed cache still holds it all).
   int64_t bytes() const;
   // Keep the first `rows` rows (guidance switched off mid-generation): the tensors become views.

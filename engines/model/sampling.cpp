@@ -139,6 +139,60 @@ torch::Tensor TokenSampler::random_bits(int64_t batch, int64_t count, uint32_t c
   return hash32(key.bitwise_xor(hash32(torch::arange(count, opts).view({1, count}))));
 }
 
+torch::Tensor TokenSampler::random_bits_at(const torch::Tensor& counters, uint32_t call) const {
+  const int64_t batch = counters.size(0);
+  if (static_cast<int64_t>(row_keys_cpu_.size()) != batch)
+    throw std::logic_error(fmt::format("per-image sampler has {} images, asked for {}", row_keys_cpu_.size(), batch));
+  if (device_.is_cpu()) {
+    auto c = counters.contiguous();
+    auto out = torch::empty_like(c);
+    const int64_t per_row = c.numel() / batch;
+    const auto* src = c.data_ptr<int64_t>();
+    auto* dst = out.data_ptr<int64_t>();
+    at::parallel_for(0, c.numel(), 4096, [&](int64_t begin, int64_t end) {
+      for (int64_t j = begin; j < end; ++j) {
+        const uint32_t key = hash32(row_keys_cpu_[j / per_row] ^ call);
+        dst[j] = hash32(key ^ hash32(static_cast<uint32_t>(src[j])));
+      }
+    });
+    return out;
+  }
+  std::vector<int64_t> shape(counters.dim(), 1);
+  shape[0] = batch;
+  auto key = hash32(row_keys_.view(shape).bitwise_xor(static_cast<int64_t>(call)));
+  return hash32(key.bitwise_xor(hash32(counters)));
+}
+
+torch::Tensor TokenSampler::bits_to_gumbel(const torch::Tensor& bits) {
+  // 23-bit uniforms strictly inside (0, 1), exact in float32: the largest is 1 - 2^-24, the largest float
+  // below 1 (24 bits would round 1 - 2^-25 up to 1.0, an infinite Gumbel value and a NaN score).
+  auto u = (bits.__rshift__(9).to(torch::kFloat32) + 0.5f) * (1.0f / 8388608.0f);
+  return -(-u.log()).log();
+}
+
+torch::Tensor TokenSampler::sample_top_k_candidates(const torch::Tensor& logits, int64_t scale, int64_t top_k, double top_p,
+                                                    double temperature) {
+  const int64_t B = logits.size(0), l = logits.size(1), V = logits.size(2);
+  // A margin of candidates past k keeps logits tied with the k-th largest, as the full filter does (up
+  // to 16 ties; more in one row is not seen in real logits).
+  const int64_t candidates = std::min(V, top_k + 16);
+  auto [values, index] = logits.topk(candidates, -1, /*largest=*/true, /*sorted=*/true);  // descending
+  const auto neg_inf = -std::numeric_limits<double>::infinity();
+  values = values.masked_fill(values < values.narrow(-1, top_k - 1, 1), neg_inf);
+  if (top_p > 0) {
+    // Ascending cumulative mass (the candidates reversed); drop <= 1 - p, never the largest.
+    auto ascending = values.flip(-1);
+    auto drop = ascending.softmax(-1).cumsum(-1) <= (1 - top_p);
+    drop.narrow(-1, candidates - 1, 1).fill_(false);
+    values = values.masked_fill(drop.flip(-1), neg_inf);
+  }
+  auto log_probs = (values / temperature).log_softmax(-1);
+  auto position = torch::arange(l, index.options()).view({1, l, 1});
+  auto noise = bits_to_gumbel(random_bits_at(position * V + index, call_key(scale, RandomStream::kToken)));
+  auto best = (log_probs + noise).argmax(-1, /*keepdim=*/true);
+  return index.gather(-1, best).squeeze(-1);
+}
+
 torch::Tensor TokenSampler::uniforms(int64_t batch, int64_t positions, int64_t scale, RandomStream stream, int64_t width) {
   auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device_);
   if (mode_ == RngMode::kReference) return torch::rand({batch, positions, width}, generator_, f64).squeeze(-1);
@@ -155,10 +209,7 @@ torch::Tensor TokenSampler::gumbel(int64_t batch, int64_t positions, int64_t wid
     auto e = torch::empty({batch, positions, width}, torch::TensorOptions().device(device_)).exponential_(1, generator_);
     return -e.log();
   }
-  // 24-bit uniforms strictly inside (0, 1), exact in float32.
-  auto bits = random_bits(batch, positions * width, call_key(scale, stream)).view({batch, positions, width});
-  auto u = (bits.__rshift__(8).to(torch::kFloat32) + 0.5f) * (1.0f / 16777216.0f);
-  return -(-u.log()).log();
+  return bits_to_gumbel(random_bits(batch, positions * width, call_key(scale, stream)).view({batch, positions, width}));
 }
 
 torch::Tensor TokenSampler::draw(const torch::Tensor& probs, int64_t scale, RandomStream stream) {
@@ -172,6 +223,12 @@ torch::Tensor TokenSampler::draw(const torch::Tensor& probs, int64_t scale, Rand
 }
 
 torch::Tensor TokenSampler::sample(torch::Tensor& logits, int64_t scale, const SamplingSettings& settings) {
+  const int64_t k = settings.top_k_at(scale);
+  // Per-image with top-k: filter and draw among the k candidates instead of the whole vocabulary (the
+  // filtered-out tokens have probability 0 and the noise of a token does not depend on the others).
+  // more_smooth needs the filtered full logits, so it keeps the full path.
+  if (mode_ == RngMode::kPerImage && k > 0 && k < logits.size(-1) && !settings.more_smooth)
+    return sample_top_k_candidates(logits, scale, k, settings.top_p, settings.temperature_at(scale));
   auto probs = token_probabilities(logits, settings.top_k_at(scale), settings.top_p, settings.temperature_at(scale));
   return draw(probs, scale);
 }

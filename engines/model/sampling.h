@@ -68,11 +68,18 @@ class TokenSampler {
   // more_smooth: softmax((logits*(1+r) + gumbel)/tau) with the official tau schedule: [B,l,V].
   torch::Tensor gumbel_soft_weights(const torch::Tensor& logits, int64_t scale, int64_t num_scales);
   torch::Generator& generator() { return generator_; }
+  // Standard Gumbel values of 32-bit random integers (int64 tensor); finite for every input.
+  static torch::Tensor bits_to_gumbel(const torch::Tensor& bits);
 
  private:
   static uint32_t call_key(int64_t scale, RandomStream stream);
-  // Per-image: 32-bit hashes of (image key, call key, counter 0..count-1) as int64 [B, count].
+  // Per-image: 32-bit hashes of (image key, call key, counter) as int64, for counters 0..count-1 ([B, count])
+  // or for the given counters ([B, ...] int64 in [0, 2^32)).
   torch::Tensor random_bits(int64_t batch, int64_t count, uint32_t call) const;
+  torch::Tensor random_bits_at(const torch::Tensor& counters, uint32_t call) const;
+  // Per-image sampling among the top-k candidates only (same noise per vocabulary entry as a full draw).
+  torch::Tensor sample_top_k_candidates(const torch::Tensor& logits, int64_t scale, int64_t top_k, double top_p,
+                                        double temperature);
 
   RngMode mode_ = RngMode::kPerImage;
   torch::Generator generator_;

@@ -3,6 +3,7 @@
 // scaled-dot-product attention, autocast switched per CUDA); the CUDA machines run 2.x. Everything else
 // calls these helpers and stays version-agnostic.
 #include <ATen/autocast_mode.h>
+#include <c10/core/Allocator.h>
 #include <torch/torch.h>
 
 #include <optional>
@@ -69,6 +70,19 @@ class AutocastGuard {
   bool enabled_;
   bool previous_enabled_ = false;
   torch::ScalarType previous_dtype_ = torch::kHalf;
+};
+
+// A c10::Allocator whose subclasses implement `allocate_bytes` only: libtorch 2.3 made allocate()
+// non-const and added the pure virtual copy_data().
+class AllocatorAdapter : public c10::Allocator {
+ public:
+  virtual c10::DataPtr allocate_bytes(size_t n) const = 0;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+  c10::DataPtr allocate(size_t n) override { return allocate_bytes(n); }
+  void copy_data(void* dest, const void* src, std::size_t count) const override { default_copy_data(dest, src, count); }
+#else
+  c10::DataPtr allocate(size_t n) const override { return allocate_bytes(n); }
+#endif
 };
 
 }  // namespace varbench::compat

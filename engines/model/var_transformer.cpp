@@ -153,11 +153,11 @@ torch::Tensor VarTransformerImpl::first_scale_input(const Conditioning& cond, co
          position_terms.narrow(1, 0, first);
 }
 
-torch::Tensor VarTransformerImpl::embed_scale_input(const torch::Tensor& next_BlCv, int64_t scale,
-                                                    const torch::Tensor& position_terms, int64_t rows) {
+torch::Tensor VarTransformerImpl::embed_inputs(const torch::Tensor& next_BlCv, int64_t token_begin,
+                                               const torch::Tensor& position_terms, int64_t rows) {
   const int64_t B = next_BlCv.size(0);
   auto x = linear(word_embed, next_BlCv.to(word_embed->weight.scalar_type())) +
-           position_terms.narrow(1, arch_.schedule.begin(scale), arch_.schedule.tokens(scale));
+           position_terms.narrow(1, token_begin, next_BlCv.size(1));
   return rows == B ? x : x.repeat({rows / B, 1, 1});
 }
 

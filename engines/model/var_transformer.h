@@ -81,10 +81,11 @@ class VarTransformerImpl : public torch::nn::Module {
   torch::Tensor position_terms();
   // Input of scale 0: class embedding + pos_start + position term of token 0: [N,1,C].
   torch::Tensor first_scale_input(const Conditioning& cond, const torch::Tensor& position_terms);
-  // word_embed(next-scale map) + position terms of scale `scale`, repeated to the conditioning rows.
-  // next_BlCv: [B, l, Cvae] (fp32). Returns [N, l, C].
-  torch::Tensor embed_scale_input(const torch::Tensor& next_BlCv, int64_t scale, const torch::Tensor& position_terms,
-                                  int64_t rows);
+  // word_embed(next-scale maps) + position terms of the tokens [token_begin, token_begin + l), repeated to
+  // the conditioning rows. next_BlCv: [B, l, Cvae] (fp32; one scale's input or several concatenated, as
+  // CoDe's refiner embeds its whole draft at once). Returns [N, l, C].
+  torch::Tensor embed_inputs(const torch::Tensor& next_BlCv, int64_t token_begin, const torch::Tensor& position_terms,
+                             int64_t rows);
   // Runs all blocks. With a cache, appends this input's K/V and advances the cache.
   torch::Tensor forward_blocks(torch::Tensor x, const Conditioning& cond, KvCache* cache,
                                const torch::Tensor& mask = {});

@@ -131,6 +131,18 @@ void Group::remove(const std::string& name) const {
 // ------------------------------------------------------------------------------------------------
 bool Group::has_attr(const std::string& name) const { return H5Aexists(h_.id(), name.c_str()) > 0; }
 
+std::vector<std::string> Group::attr_names() const {
+  std::vector<std::string> out;
+  H5Aiterate2(
+      h_.id(), H5_INDEX_NAME, H5_ITER_INC, nullptr,
+      [](hid_t, const char* name, const H5A_info_t*, void* data) -> herr_t {
+        static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+        return 0;
+      },
+      &out);
+  return out;
+}
+
 namespace {
 void write_attr(hid_t obj, const std::string& file, const std::string& path, const std::string& name, hid_t type,
                 const std::vector<hsize_t>& dims, const void* data) {

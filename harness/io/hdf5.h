@@ -90,6 +90,7 @@ class Group {
 
   // Attributes.
   bool has_attr(const std::string& name) const;
+  std::vector<std::string> attr_names() const;
   void set_attr(const std::string& name, const std::string& value) const;
   void set_attr(const std::string& name, const char* value) const { set_attr(name, std::string(value)); }
   void set_attr(const std::string& name, int64_t value) const;

@@ -44,6 +44,9 @@ def main(out_dir):
     safetensors_io.save(os.path.join(out_dir, "var_d2.safetensors"), state(var))
     safetensors_io.save(os.path.join(out_dir, "vqvae_ch32.safetensors"), state(vae))
     safetensors_io.save(os.path.join(out_dir, "var_d2_shared512.safetensors"), state(var512))
+    refiner = ref.VAR(depth=3).eval()  # a different model for CoDe's refiner
+    ref.randomize_(refiner, seed=6)
+    safetensors_io.save(os.path.join(out_dir, "var_d3.safetensors"), state(refiner))
     # The same weights as official-style .pth files, zip and legacy format, for the converter's test.
     torch.save(state(var), os.path.join(out_dir, "var_d2.pth"))
     torch.save(state(var), os.path.join(out_dir, "var_d2_legacy.pth"), _use_new_zipfile_serialization=False)
@@ -87,6 +90,16 @@ def main(out_dir):
             for s, t in enumerate(toks):
                 fx[f"{name}.tokens.{s}"] = t
             fx[f"{name}.image"] = vae.decode(f_hat)
+
+        # CoDe (drafter d2, refiner d3) with the official sampler's settings, N = 4 and 7.
+        code_settings = dict(cfg=1.5, top_k=[600] * 10, top_p=0.96, temperature=[1.1] * 7 + [1.0] * 3)
+        for n in (4, 7):
+            lab = torch.tensor([12, 500])
+            toks, f_hat = ref.code_generate(var, refiner, vae, lab, n, seed=5, **code_settings)
+            fx[f"code{n}.labels"] = lab
+            for s, t in enumerate(toks):
+                fx[f"code{n}.tokens.{s}"] = t
+            fx[f"code{n}.fhat"] = f_hat
 
         # Residual quantisation of a fixed image (the decoded one, a realistic input range).
         enc = vae.encode_tokens(fx["decode.image"], sides)

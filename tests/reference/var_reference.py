@@ -444,3 +444,80 @@ def randomize_(module, seed, head_std=None):
             else:
                 std = 1.0 / math.sqrt(p.shape[-1]) if p.dim() >= 2 else 0.02
                 p.copy_(torch.randn(p.shape, generator=g) * std * 0.5)
+
+
+# ----------------------------------------------------------------------------------------------
+# Collaborative decoding, as czg1225/CoDe's autoregressive_infer_cfg_draft / _refine compute it.
+@torch.no_grad()
+def code_generate(drafter, refiner, vae, labels, draft_steps, seed, cfg, top_k, top_p, temperature):
+    """Returns (tokens per scale, f_hat). top_k and temperature are per-scale lists, as CoDe passes them."""
+    B = labels.shape[0]
+    sides = drafter.sides
+    S = len(sides)
+    N = draft_steps
+    # Drafter: scales 0..N-1, collecting the next-scale inputs (before word_embed).
+    rng = torch.Generator().manual_seed(seed)
+    cond = drafter.class_emb(torch.cat((labels, torch.full_like(labels, drafter.num_classes)), dim=0))
+    lvl_pos = drafter.lvl_embed(drafter.lvl_1L) + drafter.pos_1LC
+    x = cond.unsqueeze(1).expand(2 * B, 1, -1) + drafter.pos_start.expand(2 * B, 1, -1) + lvl_pos[:, :1]
+    f_hat = cond.new_zeros(B, drafter.code_dim, sides[-1], sides[-1])
+    drafter.set_caching(True)
+    tokens, hub, cur = [], [], 0
+    for s in range(N):
+        cur += sides[s] ** 2
+        bc = drafter.block_cond(cond)
+        h = x
+        for b in drafter.blocks:
+            h = b(h, bc, None, caching=True)
+        logits = drafter.logits(h, cond)
+        t = cfg * (s / (S - 1))
+        logits = (1 + t) * logits[:B] - t * logits[B:]
+        idx = sample_tokens(logits, top_k[s], top_p, rng, temperature[s])
+        tokens.append(idx)
+        nxt = vae.add_scale(s, sides, f_hat, vae.lookup(idx, sides[s]))
+        nxt = nxt.view(B, drafter.code_dim, -1).transpose(1, 2)
+        hub.append(nxt)
+        x = drafter.word_embed(nxt) + lvl_pos[:, cur:cur + sides[s + 1] ** 2]
+        x = x.repeat(2, 1, 1)
+    drafter.set_caching(False)
+    hub = torch.cat(hub, dim=1)
+
+    # Refiner: re-seeded generator, one masked pass over scales 0..N, then cached.
+    rng = torch.Generator().manual_seed(seed)
+    cond = refiner.class_emb(torch.cat((labels, torch.full_like(labels, refiner.num_classes)), dim=0))
+    lvl_pos = refiner.lvl_embed(refiner.lvl_1L) + refiner.pos_1LC
+    first = cond.unsqueeze(1).expand(2 * B, 1, -1) + refiner.pos_start.expand(2 * B, 1, -1) + lvl_pos[:, :1]
+    end = sum(s * s for s in sides[:N + 1])
+    x = refiner.word_embed(hub) + lvl_pos[:, 1:end]
+    x = torch.cat([first, x.repeat(2, 1, 1)], dim=1)
+    mask = refiner.attn_bias_for_masking[:, :, :end, :end]
+    refiner.set_caching(True)
+    cur = 0
+    for s in range(S):
+        cur += sides[s] ** 2
+        if s < N:
+            continue
+        bc = refiner.block_cond(cond)
+        h = x
+        for b in refiner.blocks:
+            h = b(h, bc, mask if s == N else None, caching=True)
+        logits = refiner.logits(h, cond)
+        t = cfg * (s / (S - 1))
+        if s == N:
+            n = sides[s] ** 2
+            logits[:B, cur - n:cur] = (1 + t) * logits[:B, cur - n:cur] - t * logits[B:, cur - n:cur]
+            at = 0
+            for a in range(N + 1):  # every prefix scale is drawn and discarded; scale N is kept
+                idx = sample_tokens(logits[:B, at:at + sides[a] ** 2], top_k[a], top_p, rng, temperature[a])
+                at += sides[a] ** 2
+        else:
+            logits = (1 + t) * logits[:B] - t * logits[B:]
+            idx = sample_tokens(logits, top_k[s], top_p, rng, temperature[s])
+        tokens.append(idx)
+        nxt = vae.add_scale(s, sides, f_hat, vae.lookup(idx, sides[s]))
+        if s != S - 1:
+            nxt = nxt.view(B, refiner.code_dim, -1).transpose(1, 2)
+            x = refiner.word_embed(nxt) + lvl_pos[:, cur:cur + sides[s + 1] ** 2]
+            x = x.repeat(2, 1, 1)
+    refiner.set_caching(False)
+    return tokens, f_hat

@@ -1,0 +1,76 @@
+#pragma once
+// The one small interface every decoding strategy implements. An engine turns a batch request into
+// tokens and the final f_hat; it never takes time or measures memory itself: it reports scale
+// boundaries to the driver's ScaleObserver, and the driver owns the clock, the memory probe and the
+// recorder. Engines are registered by name in engines/registry.cpp.
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "engines/model/generation.h"
+
+namespace varbench {
+
+// Engine parameters as an experiment file gives them (after expanding lists into runs).
+using ParamValue = std::variant<int64_t, double, bool, std::string>;
+using EngineParams = std::map<std::string, ParamValue>;
+std::string param_to_string(const ParamValue& v);
+
+// The models an experiment loaded, by the names the experiment gave them, on the run's device, plus the
+// VQVAE they share.
+struct ModelSet {
+  std::map<std::string, VarTransformer> transformers;
+  std::map<std::string, std::string> load_errors;  // models that failed to load, with the reason
+  Vqvae vqvae{nullptr};
+  PrecisionPolicy policy;
+  VarTransformer get(const std::string& name, const std::string& role) const;  // throws naming the role
+};
+
+struct BatchResult {
+  GenerationState state;             // tokens of every sampled scale and the final f_hat
+  int64_t kv_cache_peak_bytes = 0;   // largest total of KV caches held at once, from the cache tensors
+  bool decodable = true;             // false for the null engine (no VQVAE decode)
+  // Per-scale series (e.g. speculative "drafted_tokens" / "accepted_tokens") and scalar counters
+  // (e.g. "large_passes"), summed over batches by the driver.
+  std::map<std::string, std::vector<double>> per_scale;
+  std::map<std::string, double> counters;
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  virtual std::string type() const = 0;
+  // Names of the ModelSet transformers this engine runs (their weights count towards the run's memory).
+  virtual std::vector<std::string> models_used() const = 0;
+  // The model whose architecture fixes the output shapes (scale schedule, image size).
+  virtual std::string shape_model() const { return models_used().front(); }
+  virtual BatchResult run(const GenerationRequest& request, ScaleObserver& observer) = 0;
+};
+
+// Reads an engine's parameters, rejecting unknown keys and wrong types with the key's name.
+class ParamReader {
+ public:
+  ParamReader(std::string engine, const EngineParams& params);
+  int64_t integer(const std::string& key, std::optional<int64_t> fallback = std::nullopt);
+  double number(const std::string& key, std::optional<double> fallback = std::nullopt);
+  bool boolean(const std::string& key, std::optional<bool> fallback = std::nullopt);
+  std::string text(const std::string& key, std::optional<std::string> fallback = std::nullopt);
+  void finish() const;  // throws on keys never asked for
+
+ private:
+  const ParamValue* find(const std::string& key, bool required);
+  std::string engine_;
+  const EngineParams& params_;
+  std::vector<std::string> used_;
+};
+
+// Every engine type, with a one-line description (for --help and errors).
+std::vector<std::pair<std::string, std::string>> engine_types();
+// Builds an engine; throws naming the engine type, key and value for bad parameters or unknown models.
+std::unique_ptr<Engine> make_engine(const std::string& type, const EngineParams& params, const ModelSet& models);
+
+}  // namespace varbench

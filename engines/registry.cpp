@@ -1,0 +1,122 @@
+// Engine registry: every engine type, built by name in one function.
+#include <sstream>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "engines/engine.h"
+
+namespace varbench {
+
+std::unique_ptr<Engine> make_single_engine(ParamReader& p, const ModelSet& models);
+std::unique_ptr<Engine> make_collaborative_engine(ParamReader& p, const ModelSet& models);
+std::unique_ptr<Engine> make_speculative_engine(ParamReader& p, const ModelSet& models);
+std::unique_ptr<Engine> make_early_exit_engine(ParamReader& p, const ModelSet& models);
+std::unique_ptr<Engine> make_guidance_cutoff_engine(ParamReader& p, const ModelSet& models);
+std::unique_ptr<Engine> make_token_pruning_engine(ParamReader& p, const ModelSet& models);
+std::unique_ptr<Engine> make_null_engine(ParamReader& p, const ModelSet& models);
+
+std::vector<std::pair<std::string, std::string>> engine_types() {
+  return {
+      {"single", "one model over every scale (large-only or small-only): model"},
+      {"collaborative", "CoDe: drafter runs scales 0..N-1, refiner the rest: drafter, refiner, draft_steps (N, 1..9)"},
+      {"speculative", "small model drafts scales, large model verifies them in one masked pass: draft, target, "
+                      "lookahead, acceptance (exact | neighbourhood), neighbourhood_k"},
+      {"early_exit", "stop after a scale and decode the partial map: model, exit_after_scale"},
+      {"guidance_cutoff", "classifier-free guidance off from a scale on: model, cutoff_scale"},
+      {"token_pruning", "FastVAR-style pruning at the last scales: model, prune_from_scale, keep_ratio"},
+      {"null", "the same shapes with no model, to measure the driver's own overhead: model (for the shapes)"},
+  };
+}
+
+std::unique_ptr<Engine> make_engine(const std::string& type, const EngineParams& params, const ModelSet& models) {
+  ParamReader p(type, params);
+  std::unique_ptr<Engine> engine;
+  if (type == "single") engine = make_single_engine(p, models);
+  else if (type == "collaborative") engine = make_collaborative_engine(p, models);
+  else if (type == "speculative") engine = make_speculative_engine(p, models);
+  else if (type == "early_exit") engine = make_early_exit_engine(p, models);
+  else if (type == "guidance_cutoff") engine = make_guidance_cutoff_engine(p, models);
+  else if (type == "token_pruning") engine = make_token_pruning_engine(p, models);
+  else if (type == "null") engine = make_null_engine(p, models);
+  else {
+    std::vector<std::string> names;
+    for (const auto& [name, what] : engine_types()) names.push_back(name);
+    throw std::runtime_error(fmt::format("unknown engine type '{}' (known: {})", type, fmt::join(names, ", ")));
+  }
+  p.finish();
+  return engine;
+}
+
+// ---------------------------------------------------------------------------------------------------
+std::string param_to_string(const ParamValue& v) {
+  return std::visit(
+      [](const auto& x) -> std::string {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, std::string>) return x;
+        else if constexpr (std::is_same_v<T, bool>) return x ? "true" : "false";
+        else return fmt::format("{}", x);
+      },
+      v);
+}
+
+VarTransformer ModelSet::get(const std::string& name, const std::string& role) const {
+  auto it = transformers.find(name);
+  if (auto failed = load_errors.find(name); failed != load_errors.end())
+    throw std::runtime_error(fmt::format("{} '{}' could not be loaded: {}", role, name, failed->second));
+  if (it == transformers.end()) {
+    std::vector<std::string> names;
+    for (const auto& [n, m] : transformers) names.push_back(n);
+    throw std::runtime_error(fmt::format("{} = '{}': no such model (models: {})", role, name, fmt::join(names, ", ")));
+  }
+  return it->second;
+}
+
+ParamReader::ParamReader(std::string engine, const EngineParams& params) : engine_(std::move(engine)), params_(params) {}
+
+const ParamValue* ParamReader::find(const std::string& key, bool required) {
+  used_.push_back(key);
+  auto it = params_.find(key);
+  if (it == params_.end()) {
+    if (required) throw std::runtime_error(fmt::format("engine '{}': parameter '{}' is required", engine_, key));
+    return nullptr;
+  }
+  return &it->second;
+}
+
+int64_t ParamReader::integer(const std::string& key, std::optional<int64_t> fallback) {
+  const auto* v = find(key, !fallback);
+  if (!v) return *fallback;
+  if (const auto* i = std::get_if<int64_t>(v)) return *i;
+  throw std::runtime_error(fmt::format("engine '{}': {} = {} must be an integer", engine_, key, param_to_string(*v)));
+}
+
+double ParamReader::number(const std::string& key, std::optional<double> fallback) {
+  const auto* v = find(key, !fallback);
+  if (!v) return *fallback;
+  if (const auto* d = std::get_if<double>(v)) return *d;
+  if (const auto* i = std::get_if<int64_t>(v)) return static_cast<double>(*i);
+  throw std::runtime_error(fmt::format("engine '{}': {} = {} must be a number", engine_, key, param_to_string(*v)));
+}
+
+bool ParamReader::boolean(const std::string& key, std::optional<bool> fallback) {
+  const auto* v = find(key, !fallback);
+  if (!v) return *fallback;
+  if (const auto* b = std::get_if<bool>(v)) return *b;
+  throw std::runtime_error(fmt::format("engine '{}': {} = {} must be true or false", engine_, key, param_to_string(*v)));
+}
+
+std::string ParamReader::text(const std::string& key, std::optional<std::string> fallback) {
+  const auto* v = find(key, !fallback);
+  if (!v) return *fallback;
+  if (const auto* s = std::get_if<std::string>(v)) return *s;
+  throw std::runtime_error(fmt::format("engine '{}': {} = {} must be a string", engine_, key, param_to_string(*v)));
+}
+
+void ParamReader::finish() const {
+  for (const auto& [key, value] : params_)
+    if (std::find(used_.begin(), used_.end(), key) == used_.end())
+      throw std::runtime_error(fmt::format("engine '{}': unknown parameter '{}'", engine_, key));
+}
+
+}  // namespace varbench

@@ -1,0 +1,86 @@
+// varbench run EXPERIMENT.toml: every run of an experiment file, measured by the driver, recorded in one
+// HDF5 file, summarised in a table.
+#include <filesystem>
+#include <thread>
+#include <iostream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "harness/commands.h"
+#include "harness/device/device.h"
+#include "harness/driver.h"
+#include "harness/experiment.h"
+#include "harness/provenance.h"
+#include "harness/report.h"
+#include "harness/sharding.h"
+
+namespace varbench {
+
+namespace {
+
+struct RunOptions {
+  std::string experiment, out, format = "md", device, shard;
+  bool random_init = false, fresh = false, quiet = false;
+  int threads = -1;
+};
+
+std::string context_json(const Provenance& p, const std::string& experiment) {
+  nlohmann::json j{{"date", p.timestamp_utc},          {"host_name", p.hostname},
+                   {"executable", "varbench"},         {"num_cpus", std::thread::hardware_concurrency()},
+                   {"library_build_type", p.build_type}, {"varbench_git_revision", p.git_revision},
+                   {"libtorch_version", p.libtorch_version}, {"cuda_version", p.cuda_version},
+                   {"device_name", p.device_name},     {"threads", p.threads},
+                   {"experiment", experiment}};
+  return j.dump();
+}
+
+int run_command(const RunOptions& o) {
+  auto x = load_experiment(o.experiment);
+  if (o.threads >= 0) x.threads = o.threads;
+  const auto shard = detect_shard(o.shard);
+  std::string out = o.out.empty() ? x.out : o.out;
+  if (shard.sharded() && o.out.empty()) {
+    const auto p = std::filesystem::path(out);
+    out = (p.parent_path() / fmt::format("{}.shard-{}-of-{}{}", p.stem().string(), shard.index, shard.count, p.extension().string())).string();
+  }
+  const auto format = parse_report_format(o.format);
+  ResultFile results(out, o.experiment, x.toml_text);
+  DriverOptions d;
+  d.random_override = o.random_init;
+  d.fresh = o.fresh;
+  d.device_override = o.device;
+  d.shard_index = shard.index;
+  d.shard_count = shard.count;
+  d.quiet = o.quiet;
+  if (!o.quiet)
+    std::cerr << fmt::format("varbench run: {} ({} runs{}) -> {}\n", o.experiment, x.runs.size(),
+                             shard.sharded() ? fmt::format(", shard {}/{} from {}", shard.index, shard.count, shard.source) : "", out);
+  const auto outcome = run_experiment(x, d, results);
+  const auto records = std::filesystem::exists(out) ? read_run_records(out) : outcome.records;
+  const auto rows = report_rows(records, x.baseline);
+  std::cout << format_report(rows, format, records, context_json(collect_provenance(torch::kCPU), o.experiment));
+  if (!o.quiet)
+    std::cerr << fmt::format("varbench run: {} runs done now, {} already completed, {} failed; results in {}\n",
+                             outcome.records.size() - outcome.failed, outcome.skipped, outcome.failed, out);
+  return outcome.failed > 0 ? 1 : 0;
+}
+
+}  // namespace
+
+void register_run_command(CLI::App& app, CommandAction& action) {
+  auto o = std::make_shared<RunOptions>();
+  auto* cmd = app.add_subcommand("run", "Run an experiment file: every run timed, measured and recorded in one HDF5 file");
+  cmd->add_option("experiment", o->experiment, "Experiment file (.toml)")->required();
+  cmd->add_option("--out", o->out, "Result file (default: [experiment] out, or results/<name>.h5)");
+  cmd->add_option("--format", o->format, "Table format on stdout: md, csv or json (Google Benchmark layout)")->capture_default_str();
+  cmd->add_flag("--random-init", o->random_init, "Random weights for every model (from its config): speed and memory only");
+  cmd->add_option("--device", o->device, "Override every run's device (cpu, cuda, cuda:N, auto)");
+  cmd->add_option("--shard", o->shard, "Run shard I/N of every run's images (default: from Slurm or torchrun variables)");
+  cmd->add_option("--threads", o->threads, "CPU threads (0 = all cores; default: the experiment's)");
+  cmd->add_flag("--fresh", o->fresh, "Rerun runs the result file already holds");
+  cmd->add_flag("--quiet", o->quiet, "No progress or summary on stderr");
+  cmd->callback([o, &action] { action = [o] { return run_command(*o); }; });
+}
+
+}  // namespace varbench

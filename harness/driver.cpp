@@ -1,0 +1,319 @@
+#include "harness/driver.h"
+
+#include <c10/util/Exception.h>
+
+#include <cmath>
+#include <limits>
+
+#include <fmt/format.h>
+
+#include "engines/model/torch_compat.h"
+#include "engines/model/weights.h"
+#include "harness/device/device.h"
+#include "harness/image_plan.h"
+#include "harness/memory_probe.h"
+#include "harness/progress.h"
+#include "harness/provenance.h"
+
+namespace varbench {
+
+namespace {
+
+// The first line of an error, without libtorch's backtrace.
+std::string one_line(const std::exception& e) {
+  std::string what = e.what();
+  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) what = c10->what_without_backtrace();
+  const auto nl = what.find('\n');
+  return nl == std::string::npos ? what : what.substr(0, nl);
+}
+
+// Marks the engine's scale boundaries on the run's timeline; the driver reads the times afterwards.
+class TimingObserver : public ScaleObserver {
+ public:
+  explicit TimingObserver(device::Timeline& timeline) : timeline_(timeline) {}
+  void scale_done(int64_t scale) override {
+    timeline_.mark();
+    scale_marks_.emplace_back(scale, timeline_.marks() - 1);
+  }
+  void transformer_done() override {
+    timeline_.mark();
+    transformer_mark_ = timeline_.marks() - 1;
+  }
+  const std::vector<std::pair<int64_t, size_t>>& scale_marks() const { return scale_marks_; }
+  size_t transformer_mark() const { return transformer_mark_; }
+
+ private:
+  device::Timeline& timeline_;
+  std::vector<std::pair<int64_t, size_t>> scale_marks_;
+  size_t transformer_mark_ = 0;
+};
+
+// The models of one (device, dtype) group, loaded once for all its runs.
+struct LoadedGroup {
+  std::string device_name, dtype;
+  torch::Device device = torch::kCPU;
+  ModelSet models;
+  std::string vqvae_error;
+};
+
+LoadedGroup load_group(const Experiment& x, const std::string& device_name, const std::string& dtype, bool random_override) {
+  LoadedGroup g;
+  g.device_name = device_name;
+  g.dtype = dtype;
+  g.device = device::resolve(device_name);
+  const auto precision = parse_precision(dtype);
+  if (g.device.is_cpu() && precision != Precision::kFloat32)
+    throw std::runtime_error(fmt::format("dtype {} on cpu: CPU runs are fp32", dtype));
+  g.models.policy = PrecisionPolicy::of(precision);
+  for (const auto& spec : x.models) {
+    try {
+      auto m = load_var(spec.source(random_override));
+      place(*m, g.device, g.models.policy.weight_dtype);
+      g.models.transformers.emplace(spec.name, m);
+    } catch (const std::exception& e) {
+      g.models.load_errors[spec.name] = one_line(e);
+    }
+  }
+  try {
+    auto v = load_vqvae(x.vqvae.source(random_override));
+    place(*v, g.device, torch::kFloat32);
+    g.models.vqvae = v;
+  } catch (const std::exception& e) {
+    g.vqvae_error = one_line(e);
+  }
+  return g;
+}
+
+struct Batch {
+  int64_t first = 0, size = 0;  // rows of the shard's image list
+};
+
+void execute_run(const Experiment& x, const RunSpec& run, LoadedGroup& group, Engine& engine, const ImagePlan& plan,
+                 const std::vector<int64_t>& image_index, const ResultFile& results, RunRecord& rec, ProgressBar& progress) {
+  const auto device = group.device;
+  auto& models = group.models;
+  const auto& arch = models.get(engine.shape_model(), "model")->arch();
+  const int64_t S = arch.schedule.num_scales();
+  const int64_t px = arch.schedule.final_side() * (models.vqvae ? models.vqvae->arch().downsample() : 16);
+  const int64_t N = static_cast<int64_t>(image_index.size());
+  rec.num_images = N;
+  rec.num_scales = S;
+  std::vector<Batch> batches;
+  for (int64_t first = 0; first < N; first += run.batch_size) batches.push_back({first, std::min(run.batch_size, N - first)});
+
+  auto writer = results.begin_run(run, N, arch.schedule, px, x.store_images);
+  for (const auto& name : engine.models_used()) rec.weights_bytes += parameter_bytes(*models.get(name, "model"));
+
+  c10::InferenceMode inference;
+  MemoryProbe probe(device);
+  device::empty_cache(device);
+  probe.start();
+  int64_t kv_peak = 0;
+
+  auto request_for = [&](const Batch& b) {
+    GenerationRequest r;
+    std::vector<int64_t> labels;
+    for (int64_t i = b.first; i < b.first + b.size; ++i) {
+      labels.push_back(plan.labels[image_index[i]]);
+      r.image_indices.push_back(image_index[i]);
+    }
+    r.labels = torch::tensor(labels, torch::kLong).to(device);
+    r.rng_mode = x.rng;
+    r.seed = x.rng == RngMode::kReference ? reference_batch_seed(plan, image_index[b.first], x.seed) : x.seed;
+    r.sampling = run.sampling;
+    return r;
+  };
+  auto decode = [&](const BatchResult& res) {
+    compat::AutocastGuard autocast(models.policy.autocast, models.policy.autocast_dtype);
+    return res.decodable ? models.vqvae->decode(res.state.f_hat) : torch::Tensor();
+  };
+
+  // Warm-up batches: the same work, untimed, discarded.
+  for (int64_t w = 0; w < x.warmup_batches && !batches.empty(); ++w) {
+    ScaleObserver ignore;
+    auto res = engine.run(request_for(batches[w % batches.size()]), ignore);
+    decode(res);
+    device::synchronize(device);
+    progress.advance();
+  }
+
+  for (int64_t rep = 0; rep < x.repetitions; ++rep) {
+    for (const auto& b : batches) {
+      auto request = request_for(b);
+      auto timeline = device::make_timeline(device);
+      TimingObserver observer(*timeline);
+      timeline->mark();
+      auto res = engine.run(request, observer);
+      auto images = decode(res);
+      timeline->mark();
+      const auto intervals = timeline->elapsed_ms();  // synchronises: the batch is done
+      std::vector<double> at(intervals.size() + 1, 0.0);
+      for (size_t i = 0; i < intervals.size(); ++i) at[i + 1] = at[i] + intervals[i];
+      std::vector<double> per_scale(S, std::numeric_limits<double>::quiet_NaN());
+      size_t previous = 0;
+      for (const auto& [scale, mark] : observer.scale_marks()) {
+        per_scale[scale] = at[mark] - at[previous];
+        previous = mark;
+      }
+      rec.batch_repetition.push_back(rep);
+      rec.batch_images.push_back(b.size);
+      rec.batch_ms.push_back(at[observer.transformer_mark()]);
+      rec.batch_with_decode_ms.push_back(at.back());
+      rec.scale_ms.push_back(per_scale);
+      kv_peak = std::max(kv_peak, res.kv_cache_peak_bytes);
+      if (rep == 0) {
+        std::vector<int64_t> labels, in_class, seeds;
+        for (int64_t i = 0; i < b.size; ++i) {
+          labels.push_back(plan.labels[request.image_indices[i]]);
+          in_class.push_back(plan.index_in_class[request.image_indices[i]]);
+          seeds.push_back(static_cast<int64_t>(request.seed));
+        }
+        auto u8 = images.defined() ? images_to_uint8(images) : torch::zeros({b.size, px, px, 3}, torch::kUInt8);
+        writer->samples().write_batch(b.first, labels, in_class, seeds, res.state.tokens, u8, request.image_indices);
+        for (const auto& [k, v] : res.per_scale) {
+          auto& acc = rec.per_scale[k];
+          acc.resize(v.size(), 0.0);
+          for (size_t i = 0; i < v.size(); ++i) acc[i] += v[i];
+        }
+        for (const auto& [k, v] : res.counters) rec.counters[k] += v;
+      }
+      progress.advance();
+    }
+  }
+
+  rec.memory_measured = probe.tracks_tensors();
+  const int64_t allocated = probe.peak_above_start_bytes();
+  rec.kv_cache_bytes = kv_peak;
+  rec.peak_bytes = rec.weights_bytes + allocated;
+  rec.activations_bytes = std::max<int64_t>(0, allocated - kv_peak);
+  rec.peak_rss_bytes = probe.peak_rss_bytes();
+  results.commit(*writer, rec, collect_provenance(device));
+}
+
+}  // namespace
+
+SweepOutcome run_experiment(const Experiment& x, const DriverOptions& o, const ResultFile& results) {
+  if (o.shard_count < 1 || o.shard_index < 0 || o.shard_index >= o.shard_count)
+    throw std::runtime_error(fmt::format("shard {}/{} is not a valid shard (0 <= I < N)", o.shard_index, o.shard_count));
+  configure_threads(static_cast<int>(x.threads));
+  SweepOutcome out;
+  const auto completed = o.fresh ? std::set<std::string>{} : results.completed_runs();
+  const auto plan = plan_images(x.classes, x.images_per_class);
+
+  // Batches go to shards whole (batch k to shard k % count), so that every image is computed in the
+  // same batch as in an unsharded run and the merged result is bit-identical.
+  auto shard_images = [&](int64_t batch_size) {
+    std::vector<int64_t> idx;
+    for (int64_t first = 0, k = 0; first < plan.size(); first += batch_size, ++k)
+      if (k % o.shard_count == o.shard_index)
+        for (int64_t i = first; i < std::min(plan.size(), first + batch_size); ++i) idx.push_back(i);
+    return idx;
+  };
+
+  int64_t total_batches = 0;
+  for (const auto& run : x.runs) {
+    if (completed.count(run.id)) continue;
+    const int64_t n = static_cast<int64_t>(shard_images(run.batch_size).size());
+    total_batches += x.warmup_batches + x.repetitions * ((n + run.batch_size - 1) / run.batch_size);
+  }
+  ProgressBar progress(total_batches, "runs", "batches");
+
+  std::unique_ptr<LoadedGroup> group;
+  std::string group_error;
+  for (const auto& run : x.runs) {
+    if (completed.count(run.id)) {
+      ++out.skipped;
+      continue;
+    }
+    RunRecord rec;
+    rec.spec = run;
+    if (!o.device_override.empty()) rec.spec.device = o.device_override;
+    try {
+      if (!group || group->device_name != rec.spec.device || group->dtype != rec.spec.dtype) {
+        group.reset();  // frees the previous group's models first
+        group_error.clear();
+        try {
+          group = std::make_unique<LoadedGroup>(load_group(x, rec.spec.device, rec.spec.dtype, o.random_override));
+        } catch (const std::exception& e) {
+          group_error = one_line(e);
+        }
+      }
+      if (!group) throw std::runtime_error(group_error);
+      if (!group->vqvae_error.empty() && rec.spec.engine_type != "null")
+        throw std::runtime_error("VQVAE could not be loaded: " + group->vqvae_error);
+      if (group->models.transformers.empty()) throw std::runtime_error("no model could be loaded");
+      auto engine = make_engine(rec.spec.engine_type, rec.spec.engine_params, group->models);
+      execute_run(x, rec.spec, *group, *engine, plan, shard_images(rec.spec.batch_size), results, rec, progress);
+    } catch (const std::exception& e) {
+      rec.status = "failed";
+      rec.error = one_line(e);
+      ++out.failed;
+      if (group) device::empty_cache(group->device);
+      results.record_failure(rec, collect_provenance(torch::kCPU));
+      if (!o.quiet) std::cerr << fmt::format("\nvarbench run: run '{}' failed: {}\n", rec.spec.id, rec.error);
+    }
+    out.records.push_back(std::move(rec));
+  }
+  progress.finish();
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+std::vector<RunRecord> read_run_records(const std::string& path) {
+  std::vector<RunRecord> out;
+  h5::File f(path, h5::File::Mode::kReadOnly);
+  auto root = f.root();
+  if (!root.has("runs")) return out;
+  auto runs = root.group("runs");
+  for (const auto& name : runs.children()) {
+    auto g = runs.group(name);
+    RunRecord r;
+    auto str = [&](const char* a, const std::string& fallback = "") { return g.has_attr(a) ? g.attr_string(a) : fallback; };
+    r.spec.id = str("run_id", name);
+    r.spec.index = g.has_attr("run_index") ? g.attr_int("run_index") : 0;
+    r.spec.engine_name = str("engine");
+    r.spec.engine_type = str("engine_type", r.spec.engine_name);
+    r.spec.device = str("device");
+    r.spec.dtype = str("dtype");
+    r.spec.batch_size = g.has_attr("batch_size") ? g.attr_int("batch_size") : 0;
+    r.status = str("status", "running");
+    r.error = str("error");
+    r.num_images = g.has_attr("num_images") ? g.attr_int("num_images") : 0;
+    for (const auto& attr : g.attr_names()) {
+      if (attr.rfind("swept_", 0) == 0) r.spec.swept[attr.substr(6)] = g.attr_string(attr);
+      if (attr.rfind("param_", 0) == 0) r.spec.engine_params[attr.substr(6)] = g.attr_string(attr);
+    }
+    if (g.has("timing")) {
+      auto t = g.group("timing");
+      r.batch_repetition = t.dataset("batch_repetition").read<int64_t>();
+      r.batch_images = t.dataset("batch_images").read<int64_t>();
+      r.batch_ms = t.dataset("batch_ms").read<double>();
+      r.batch_with_decode_ms = t.dataset("batch_with_decode_ms").read<double>();
+      auto sd = t.dataset("scale_ms");
+      const auto dims = sd.dims();
+      const auto flat = sd.read<double>();
+      r.num_scales = dims.size() == 2 ? static_cast<int64_t>(dims[1]) : 0;
+      for (uint64_t i = 0; dims.size() == 2 && i < dims[0]; ++i)
+        r.scale_ms.emplace_back(flat.begin() + i * dims[1], flat.begin() + (i + 1) * dims[1]);
+    }
+    if (g.has("memory")) {
+      auto m = g.group("memory");
+      r.memory_measured = m.attr_int("measured") != 0;
+      r.peak_bytes = m.attr_int("peak_bytes");
+      r.weights_bytes = m.attr_int("weights_bytes");
+      r.kv_cache_bytes = m.attr_int("kv_cache_bytes");
+      r.activations_bytes = m.attr_int("activations_bytes");
+      r.peak_rss_bytes = m.attr_int("peak_rss_bytes");
+    }
+    if (g.has("engine_stats")) {
+      auto e = g.group("engine_stats");
+      for (const auto& child : e.children()) r.per_scale[child] = e.dataset(child).read<double>();
+      for (const auto& attr : e.attr_names()) r.counters[attr] = e.attr_double(attr);
+    }
+    out.push_back(std::move(r));
+  }
+  std::sort(out.begin(), out.end(), [](const RunRecord& a, const RunRecord& b) { return a.spec.index < b.spec.index; });
+  return out;
+}
+
+}  // namespace varbench

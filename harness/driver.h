@@ -1,0 +1,33 @@
+#pragma once
+// The driver: runs an experiment's runs, owning the clock, the memory probe and the recorder. Engines
+// only generate; every timestamp and memory figure is taken here, the same way for all of them.
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "harness/experiment.h"
+#include "harness/result_file.h"
+#include "harness/run_record.h"
+
+namespace varbench {
+
+struct DriverOptions {
+  bool random_override = false;  // random-init every checkpoint model from its config (speed/memory only)
+  bool fresh = false;            // rerun runs the result file already has
+  std::string device_override;   // replaces every run's device
+  int64_t shard_index = 0, shard_count = 1;  // images by global index: batch k goes to shard k % count
+  bool quiet = false;
+};
+
+struct SweepOutcome {
+  std::vector<RunRecord> records;  // runs executed now, and the completed ones found in the file
+  int64_t failed = 0, skipped = 0;
+};
+
+SweepOutcome run_experiment(const Experiment& experiment, const DriverOptions& options, const ResultFile& results);
+
+// Reads every run record of a result file (timing, memory, status), for reports and comparisons.
+std::vector<RunRecord> read_run_records(const std::string& path);
+
+}  // namespace varbench

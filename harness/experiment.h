@@ -1,0 +1,61 @@
+#pragma once
+// Experiment files (TOML) and their expansion into runs. Every sweepable setting may be a list; the runs
+// are the Cartesian product, ordered so that the expensive axes (device, dtype: they decide which
+// models are loaded) change least. Documented in README.md ("varbench run").
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engines/engine.h"
+#include "engines/model/loading.h"
+#include "engines/model/sampling.h"
+
+namespace varbench {
+
+struct ModelSpec {
+  std::string name;
+  std::string checkpoint;
+  std::string config;  // named architecture: random init, or the random-init override of a checkpoint
+  uint64_t init_seed = 0;
+  ModelSource source(bool random_override) const;  // throws naming the model when the override has no config
+};
+
+// One run: everything that decides what is generated and how it is measured.
+struct RunSpec {
+  std::string id;           // stable name of the run (HDF5 group), from the engine and the swept values
+  int64_t index = 0;        // position in the sweep
+  std::string engine_name;  // the [[engines]] entry's name
+  std::string engine_type;
+  EngineParams engine_params;
+  std::string device = "cpu";
+  std::string dtype = "fp32";
+  int64_t batch_size = 1;
+  SamplingSettings sampling;
+  std::map<std::string, std::string> swept;  // axis -> value for the axes with more than one value
+  std::string settings_json() const;          // the requested settings, for the result file
+};
+
+struct Experiment {
+  std::string path, name, toml_text;
+  std::string out;  // result file
+  int64_t threads = 0;
+  int64_t warmup_batches = 1;
+  int64_t repetitions = 3;
+  std::vector<int64_t> classes;  // one entry per image slot group (see images_per_class)
+  int64_t images_per_class = 1;
+  uint64_t seed = 0;
+  RngMode rng = RngMode::kPerImage;
+  bool store_images = true;
+  std::string baseline;  // engine name whose runs give the speed-ups
+  std::vector<ModelSpec> models;
+  ModelSpec vqvae;
+  std::vector<RunSpec> runs;
+};
+
+// Parses and expands; throws one-line errors naming the file, line and key.
+Experiment load_experiment(const std::string& path);
+Experiment parse_experiment(const std::string& toml_text, const std::string& path);
+
+}  // namespace varbench

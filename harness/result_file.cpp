@@ -1,0 +1,166 @@
+#include "harness/result_file.h"
+
+#include <csignal>
+#include <filesystem>
+#include <limits>
+
+#include <fmt/format.h>
+
+namespace varbench {
+
+namespace fs = std::filesystem;
+
+std::string run_group_name(const std::string& run_id) {
+  std::string out = run_id;
+  for (auto& c : out)
+    if (c == '/') c = '|';
+  return out;
+}
+
+namespace {
+// Holds back the signals that end a sweep (Ctrl-C, Slurm's SIGTERM) while the result file is open for
+// writing; they are delivered when the guard ends.
+class SignalHold {
+ public:
+  SignalHold() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaddset(&set, s);
+    pthread_sigmask(SIG_BLOCK, &set, &previous_);
+  }
+  ~SignalHold() { pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
+
+ private:
+  sigset_t previous_;
+};
+
+std::string partial_dir(const std::string& out) { return out + ".partial"; }
+}  // namespace
+
+RunWriter::RunWriter(std::string path, const RunSpec& spec, int64_t num_images, const ScaleSchedule& schedule,
+                     int64_t image_px, bool store_images)
+    : path_(std::move(path)) {
+  file_ = std::make_unique<h5::File>(path_, h5::File::Mode::kCreate);
+  auto g = file_->root().create_group("run");
+  samples_ = std::make_unique<SampleWriter>(g, num_images, schedule, image_px, image_px, store_images);
+}
+
+void RunWriter::close() {
+  samples_.reset();
+  file_.reset();
+}
+
+ResultFile::ResultFile(std::string path, std::string experiment_path, std::string experiment_text)
+    : path_(std::move(path)), experiment_path_(std::move(experiment_path)), experiment_text_(std::move(experiment_text)) {
+  const auto parent = fs::path(path_).parent_path();
+  if (!parent.empty()) fs::create_directories(parent);
+  if (fs::exists(path_) && !h5::is_readable_hdf5(path_))
+    throw std::runtime_error(fmt::format("{}: exists but is not a readable HDF5 file; move it away", path_));
+}
+
+std::set<std::string> ResultFile::completed_runs() const {
+  std::set<std::string> out;
+  if (!fs::exists(path_)) return out;
+  h5::File f(path_, h5::File::Mode::kReadOnly);
+  auto root = f.root();
+  if (!root.has("runs")) return out;
+  auto runs = root.group("runs");
+  for (const auto& name : runs.children()) {
+    auto g = runs.group(name);
+    if (g.has_attr("status") && g.attr_string("status") == "completed")
+      out.insert(g.has_attr("run_id") ? g.attr_string("run_id") : name);
+  }
+  return out;
+}
+
+std::unique_ptr<RunWriter> ResultFile::begin_run(const RunSpec& spec, int64_t num_images, const ScaleSchedule& schedule,
+                                                 int64_t image_px, bool store_images) const {
+  fs::create_directories(partial_dir(path_));
+  const auto partial = fs::path(partial_dir(path_)) / (run_group_name(spec.id) + ".h5");
+  fs::remove(partial);  // a leftover of a killed earlier attempt
+  return std::make_unique<RunWriter>(partial.string(), spec, num_images, schedule, image_px, store_images);
+}
+
+void write_run_record(const h5::Group& g, const RunRecord& r, const Provenance& provenance) {
+  write_provenance(g, provenance);
+  g.set_attr("run_id", r.spec.id);
+  g.set_attr("run_index", r.spec.index);
+  g.set_attr("engine", r.spec.engine_name);
+  g.set_attr("engine_type", r.spec.engine_type);
+  for (const auto& [k, v] : r.spec.engine_params) g.set_attr("param_" + k, param_to_string(v));
+  g.set_attr("status", r.status);
+  if (!r.error.empty()) g.set_attr("error", r.error);
+  g.set_attr("settings_json", r.spec.settings_json());
+  g.set_attr("device", r.spec.device);
+  g.set_attr("dtype", r.spec.dtype);
+  g.set_attr("batch_size", r.spec.batch_size);
+  g.set_attr("num_images", r.num_images);
+  for (const auto& [k, v] : r.spec.swept) g.set_attr("swept_" + k, v);
+  if (r.status != "completed") return;
+
+  auto timing = g.require_group("timing");
+  const uint64_t n = r.batch_ms.size();
+  timing.write<int64_t>("batch_repetition", r.batch_repetition);
+  timing.write<int64_t>("batch_images", r.batch_images);
+  timing.write<double>("batch_ms", r.batch_ms);
+  timing.write<double>("batch_with_decode_ms", r.batch_with_decode_ms);
+  std::vector<double> scale_flat;
+  for (const auto& row : r.scale_ms) scale_flat.insert(scale_flat.end(), row.begin(), row.end());
+  timing.write<double>("scale_ms", {n, static_cast<uint64_t>(r.num_scales)}, scale_flat.data());
+  timing.set_attr("decode_excluded_from", "batch_ms");
+
+  auto memory = g.require_group("memory");
+  memory.set_attr("measured", static_cast<int64_t>(r.memory_measured));
+  memory.set_attr("peak_bytes", r.peak_bytes);
+  memory.set_attr("weights_bytes", r.weights_bytes);
+  memory.set_attr("kv_cache_bytes", r.kv_cache_bytes);
+  memory.set_attr("activations_bytes", r.activations_bytes);
+  memory.set_attr("peak_rss_bytes", r.peak_rss_bytes);
+
+  if (!r.per_scale.empty() || !r.counters.empty()) {
+    auto extra = g.require_group("engine_stats");
+    for (const auto& [k, v] : r.per_scale) extra.write<double>(k, v);
+    for (const auto& [k, v] : r.counters) extra.set_attr(k, v);
+  }
+}
+
+void ResultFile::commit(RunWriter& writer, const RunRecord& record, const Provenance& provenance) const {
+  write_run_record(writer.group(), record, provenance);
+  const std::string partial = writer.path();
+  writer.close();
+  move_into_result(partial, record.spec.id, provenance);
+  fs::remove(partial);
+}
+
+void ResultFile::record_failure(const RunRecord& record, const Provenance& provenance) const {
+  fs::create_directories(partial_dir(path_));
+  const auto partial = (fs::path(partial_dir(path_)) / (run_group_name(record.spec.id) + ".failed.h5")).string();
+  {
+    h5::File f(partial, h5::File::Mode::kCreate);
+    write_run_record(f.root().create_group("run"), record, provenance);
+  }
+  move_into_result(partial, record.spec.id, provenance);
+  fs::remove(partial);
+}
+
+void ResultFile::move_into_result(const std::string& partial, const std::string& run_id, const Provenance& provenance) const {
+  SignalHold hold;
+  const bool fresh = !fs::exists(path_);
+  h5::File out(path_, fresh ? h5::File::Mode::kCreate : h5::File::Mode::kReadWrite);
+  auto root = out.root();
+  if (fresh) {
+    root.set_attr("schema_version", int64_t{1});
+    write_provenance(root, provenance);
+    root.set_attr("experiment_file", experiment_path_);
+    root.set_attr("experiment_toml", experiment_text_);
+  }
+  auto runs = root.require_group("runs");
+  const auto name = run_group_name(run_id);
+  if (runs.has(name)) runs.remove(name);  // a failed or interrupted earlier attempt
+  h5::File in(partial, h5::File::Mode::kReadOnly);
+  if (H5Ocopy(in.root().id(), "run", runs.id(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT) < 0)
+    throw std::runtime_error(fmt::format("{}: cannot copy run '{}' from {}", path_, run_id, partial));
+  out.flush();
+}
+
+}  // namespace varbench

@@ -1,0 +1,60 @@
+#pragma once
+// The result file of an experiment (harness/hdf5_schema.md), written run by run so that a killed sweep
+// loses at most the run in flight and never leaves an unreadable file:
+//  - a run streams its samples into its own file under <out>.partial/ while it runs;
+//  - when it ends, its group is copied into the result file in one short step during which SIGINT,
+//    SIGTERM and SIGHUP are held back (only SIGKILL inside that window could hurt the file), and the
+//    result file is closed again; the partial file is removed.
+// Running the same experiment again skips the runs already completed.
+#include <memory>
+#include <set>
+#include <string>
+
+#include "engines/model/architecture.h"
+#include "harness/io/hdf5.h"
+#include "harness/provenance.h"
+#include "harness/run_record.h"
+#include "harness/sample_writer.h"
+
+namespace varbench {
+
+class RunWriter {
+ public:
+  RunWriter(std::string path, const RunSpec& spec, int64_t num_images, const ScaleSchedule& schedule, int64_t image_px,
+            bool store_images);
+  SampleWriter& samples() { return *samples_; }
+  const std::string& path() const { return path_; }
+  h5::Group group() const { return file_->root().group("run"); }
+  void close();  // flushes and closes the partial file
+
+ private:
+  std::string path_;
+  std::unique_ptr<h5::File> file_;
+  std::unique_ptr<SampleWriter> samples_;
+};
+
+class ResultFile {
+ public:
+  ResultFile(std::string path, std::string experiment_path, std::string experiment_text);
+  const std::string& path() const { return path_; }
+  // Completed runs already in the file (none if it does not exist yet).
+  std::set<std::string> completed_runs() const;
+  std::unique_ptr<RunWriter> begin_run(const RunSpec& spec, int64_t num_images, const ScaleSchedule& schedule, int64_t image_px,
+                                       bool store_images) const;
+  // Writes the record into the run's partial file and moves it into the result file.
+  void commit(RunWriter& writer, const RunRecord& record, const Provenance& provenance) const;
+  // A run that failed before or during generation: status, error, settings, nothing else.
+  void record_failure(const RunRecord& record, const Provenance& provenance) const;
+
+ private:
+  void move_into_result(const std::string& partial, const std::string& run_id, const Provenance& provenance) const;
+  std::string path_, experiment_path_, experiment_text_;
+};
+
+// The group name of a run (HDF5 names cannot hold '/').
+std::string run_group_name(const std::string& run_id);
+
+// Writes the record's attributes and datasets (timing/, memory/, engine series) into `group`.
+void write_run_record(const h5::Group& group, const RunRecord& record, const Provenance& provenance);
+
+}  // namespace varbench

@@ -1,0 +1,43 @@
+#pragma once
+// What the driver measured for one run: raw timing samples, memory, engine counters; the statistics the
+// reports show are derived from these (never stored instead of them).
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "harness/experiment.h"
+
+namespace varbench {
+
+struct RunRecord {
+  RunSpec spec;
+  std::string status = "completed";  // "completed" | "failed"
+  std::string error;                 // one line, for failed runs
+  int64_t num_images = 0;
+  int64_t num_scales = 0;
+
+  // One entry per timed batch.
+  std::vector<int64_t> batch_repetition;         // repetition the batch belongs to
+  std::vector<int64_t> batch_images;             // images in the batch
+  std::vector<double> batch_ms;                  // transformer and sampling, VQVAE decode excluded
+  std::vector<double> batch_with_decode_ms;      // the same batch including the decode
+  std::vector<std::vector<double>> scale_ms;     // per scale (NaN for scales an engine skips)
+
+  // Memory (bytes). peak = weights of the models the run uses + the peak of what it allocated.
+  bool memory_measured = false;
+  int64_t weights_bytes = 0, kv_cache_bytes = 0, activations_bytes = 0, peak_bytes = 0, peak_rss_bytes = -1;
+
+  std::map<std::string, std::vector<double>> per_scale;  // engine series summed over the timed batches of rep 0
+  std::map<std::string, double> counters;
+
+  // Derived statistics.
+  std::vector<double> repetition_images_per_s(bool with_decode) const;
+  double median_images_per_s(bool with_decode) const;
+  double latency_percentile_ms(double q, bool with_decode) const;  // over timed batches
+};
+
+double percentile(std::vector<double> v, double q);  // linear interpolation, q in [0, 1]
+double median(std::vector<double> v);
+
+}  // namespace varbench
