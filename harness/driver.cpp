@@ -3,6 +3,8 @@
 #include <c10/util/Exception.h>
 
 #include <cmath>
+#include <csignal>
+#include <cstdlib>
 #include <limits>
 
 #include <fmt/format.h>
@@ -84,6 +86,17 @@ LoadedGroup load_group(const Experiment& x, const std::string& device_name, cons
   return g;
 }
 
+// Test hook: VARBENCH_TEST_KILL_AFTER_BATCHES=n sends this process SIGKILL after n batches (warm-up and
+// timed), as a crash or `scancel` would, so the resume test can kill a sweep at a known point.
+void batch_finished() {
+  static const int64_t kill_after = [] {
+    const char* v = std::getenv("VARBENCH_TEST_KILL_AFTER_BATCHES");
+    return v ? std::atoll(v) : int64_t{-1};
+  }();
+  static int64_t done = 0;
+  if (kill_after >= 0 && ++done >= kill_after) std::raise(SIGKILL);
+}
+
 struct Batch {
   int64_t first = 0, size = 0;  // rows of the shard's image list
 };
@@ -135,6 +148,7 @@ void execute_run(const Experiment& x, const RunSpec& run, LoadedGroup& group, En
     decode(res);
     device::synchronize(device);
     progress.advance();
+    batch_finished();
   }
 
   for (int64_t rep = 0; rep < x.repetitions; ++rep) {
@@ -178,6 +192,7 @@ void execute_run(const Experiment& x, const RunSpec& run, LoadedGroup& group, En
         for (const auto& [k, v] : res.counters) rec.counters[k] += v;
       }
       progress.advance();
+      batch_finished();
     }
   }
 
