@@ -13,6 +13,7 @@
 #include "harness/commands.h"
 #include "harness/device/device.h"
 #include "harness/io/hdf5.h"
+#include "harness/io/image_files.h"
 #include "harness/progress.h"
 #include "harness/provenance.h"
 #include "harness/sample_writer.h"
@@ -92,6 +93,7 @@ Setup setup(const MetricsOptions& o) {
   s.profile = metrics::parse_profile(o.profile);
   s.threads = configure_threads(o.threads);
   metrics::linalg::set_blas_threads(s.threads);
+  metrics::retain_freed_memory();
   s.device = device::resolve(o.device);
   if (o.batch_size < 1) throw std::runtime_error(fmt::format("--batch-size {}: must be >= 1", o.batch_size));
   return s;
@@ -150,6 +152,7 @@ int run_fid(const FidOptions& o) {
 struct FeaturesOptions : MetricsOptions {
   std::string input, output;
   bool statistics_only = false;
+  bool keep_stored_stats = false;
   bool overwrite = false;
 };
 
@@ -172,8 +175,13 @@ int run_features(const FeaturesOptions& o) {
     images = metrics::open_npz_images(o.input, "arr_0");
   std::cerr << fmt::format("varbench features: {} images of {} (profile {}, {} threads)\n", images->size(), images->name(),
                            metrics::profile_name(s.profile), s.threads);
+  std::optional<metrics::StoredStatistics> stored;
+  if (o.keep_stored_stats) {
+    io::NpzReader npz(o.input);  // the statistics a reference batch ships (e.g. the ADM evaluator's)
+    stored = metrics::StoredStatistics{metrics::read_npz_gaussian(npz, "mu", "sigma"), metrics::read_npz_gaussian(npz, "mu_s", "sigma_s")};
+  }
   const auto f = metrics::extract_features(net.get(o.input), *images, eo, progress_bar("features"));
-  metrics::write_features_npz(o.output, f, o.statistics_only);
+  metrics::write_features_npz(o.output, f, o.statistics_only, stored ? &*stored : nullptr);
   std::cout << fmt::format("wrote {}: statistics{} of {} images, profile {}\n", o.output,
                            o.statistics_only ? "" : " and per-image features", f.count(), metrics::profile_name(s.profile));
   return 0;
@@ -220,6 +228,11 @@ int run_score(const ScoreOptions& o) {
   std::optional<metrics::FrechetReference> ref_spatial;
   if (ref.spatial) ref_spatial = metrics::prepare_frechet_reference(*ref.spatial);
 
+  // Radii of the reference manifold, once for all runs (10,000 x 10,000 distances for the ADM batch).
+  torch::Tensor ref_radii;
+  if (ref.pool3_features.defined() && ref.pool3_features.size(0) > 3)
+    ref_radii = metrics::manifold_radii(ref.pool3_features, ref.name, 3, progress_bar("reference manifold"));
+
   h5::File file(o.results, h5::File::Mode::kReadWrite);
   const auto root = file.root();
   if (!root.has("runs")) throw std::runtime_error(o.results + ": no /runs group (not a varbench result file)");
@@ -250,7 +263,8 @@ int run_score(const ScoreOptions& o) {
         r.is_tf_std = is_tf.std;
       }
       if (ref.pool3_features.defined() && r.images > 3 && ref.pool3_features.size(0) > 3) {
-        const auto pr = metrics::precision_recall(ref.pool3_features, ref.name, f.pool3, src, 3, progress_bar("precision/recall " + name));
+        const auto pr = metrics::precision_recall(ref.pool3_features, ref.name, f.pool3, src, 3,
+                                                  progress_bar("precision/recall " + name), ref_radii);
         r.precision = pr.precision;
         r.recall = pr.recall;
       }
@@ -335,6 +349,10 @@ void register_features_command(CLI::App& app, CommandAction& action) {
   cmd->add_option("output", o->output, "Output .npz (readable by the ADM evaluator and pytorch-fid as statistics)")->required();
   add_common_options(cmd, *o);
   cmd->add_flag("--stats-only", o->statistics_only, "Write only the statistics, not the per-image pool3 features and logits");
+  cmd->add_flag("--keep-stored-stats", o->keep_stored_stats,
+                "Input .npz with mu/sigma/mu_s/sigma_s (an ADM reference batch): write those statistics instead of "
+                "computed ones, so that the output scores like the input does in the ADM evaluator, without "
+                "re-extracting its images each time");
   cmd->add_flag("--overwrite", o->overwrite, "Replace an existing output file");
   cmd->callback([o, &action] { action = [o] { return run_features(*o); }; });
 }

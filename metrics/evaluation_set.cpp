@@ -34,9 +34,10 @@ std::string profile_of(const io::NpzReader& npz) {
 }
 }  // namespace
 
-void write_features_npz(const std::string& path, const ExtractedFeatures& f, bool statistics_only) {
-  const auto pool3 = f.pool3_stats.gaussian(f.source + " (pool3)");
-  const auto spatial = f.spatial_stats.gaussian(f.source + " (spatial)");
+void write_features_npz(const std::string& path, const ExtractedFeatures& f, bool statistics_only,
+                        const StoredStatistics* stored) {
+  const auto pool3 = stored ? stored->pool3 : f.pool3_stats.gaussian(f.source + " (pool3)");
+  const auto spatial = stored ? stored->spatial : f.spatial_stats.gaussian(f.source + " (spatial)");
   std::vector<std::pair<std::string, io::NpyArray>> arrays{
       {"mu", tensor_to_npy(pool3.mu)},       {"sigma", tensor_to_npy(pool3.sigma)},
       {"mu_s", tensor_to_npy(spatial.mu)},   {"sigma_s", tensor_to_npy(spatial.sigma)}};
@@ -46,7 +47,7 @@ void write_features_npz(const std::string& path, const ExtractedFeatures& f, boo
     arrays.emplace_back("logits", tensor_to_npy(f.logits));
   }
   // The sample count bounds the rank of the covariances (frechet.h); ADM/pytorch-fid files lack it.
-  arrays.emplace_back("n", tensor_to_npy(torch::tensor(f.count(), torch::kLong)));
+  if (!stored) arrays.emplace_back("n", tensor_to_npy(torch::tensor(f.count(), torch::kLong)));
   io::NpyArray profile;
   profile.dtype = "|u1";
   const auto name = profile_name(f.profile);

@@ -40,7 +40,13 @@ struct EvaluationSetOptions {
 
 // Writes every key of a `varbench features` file: mu, sigma, mu_s, sigma_s (float64), n (int64: images),
 // pool3, logits (float32, unless `statistics_only`), profile (uint8 bytes of the profile name).
-void write_features_npz(const std::string& path, const ExtractedFeatures& features, bool statistics_only);
+// `stored`, when given, replaces the computed statistics (e.g. those an ADM reference batch ships, which
+// the ADM evaluator uses for FID/sFID); `n` is then omitted, as those files do not record it.
+struct StoredStatistics {
+  GaussianStats pool3, spatial;
+};
+void write_features_npz(const std::string& path, const ExtractedFeatures& features, bool statistics_only,
+                        const StoredStatistics* stored = nullptr);
 
 // Resolves "FILE.h5" / "FILE.h5:RUN" to the run group path ("runs/RUN"); throws listing the runs.
 std::string resolve_run(const std::string& file, const std::string& run);

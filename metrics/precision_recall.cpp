@@ -50,15 +50,18 @@ torch::Tensor manifold_radii(const torch::Tensor& features, const std::string& s
 
 PrecisionRecall precision_recall(const torch::Tensor& reference, const std::string& reference_source,
                                  const torch::Tensor& sample, const std::string& sample_source, int64_t k,
-                                 const ProgressFn& progress) {
+                                 const ProgressFn& progress, const torch::Tensor& reference_radii) {
   const auto ref = checked_f64(reference, reference_source, k);
   const auto smp = checked_f64(sample, sample_source, k);
   if (ref.size(1) != smp.size(1))
     throw std::runtime_error(fmt::format("{} has {} feature dimensions, {} has {}", sample_source, smp.size(1),
                                          reference_source, ref.size(1)));
-  const int64_t total = 2 * ref.size(0) + smp.size(0);  // rows of the three distance passes
-  const auto ref_radii = radii_f64(ref, k, progress, 0, total);
-  const auto smp_radii = radii_f64(smp, k, progress, ref.size(0), total);
+  if (reference_radii.defined() && (reference_radii.dim() != 1 || reference_radii.size(0) != ref.size(0)))
+    throw std::runtime_error(fmt::format("{}: {} radii for {} reference points", reference_source, reference_radii.numel(), ref.size(0)));
+  const int64_t ref_rows = reference_radii.defined() ? 0 : ref.size(0);
+  const int64_t total = ref_rows + smp.size(0) + ref.size(0);  // rows of the distance passes
+  const auto ref_radii = reference_radii.defined() ? reference_radii.to(torch::kFloat64) : radii_f64(ref, k, progress, 0, total);
+  const auto smp_radii = radii_f64(smp, k, progress, ref_rows, total);
   const auto ref_norms = ref.square().sum(1), smp_norms = smp.square().sum(1);
   auto sample_inside = torch::zeros({smp.size(0)}, torch::kBool);
   auto reference_inside = torch::zeros({ref.size(0)}, torch::kBool);
@@ -67,7 +70,7 @@ PrecisionRecall precision_recall(const torch::Tensor& reference, const std::stri
     const auto d = squared_distances(ref.slice(0, first, last), ref_norms.slice(0, first, last), smp, smp_norms);
     sample_inside.logical_or_(d.le(ref_radii.slice(0, first, last).unsqueeze(1)).any(0));
     reference_inside.slice(0, first, last).copy_(d.le(smp_radii.unsqueeze(0)).any(1));
-    report(progress, ref.size(0) + smp.size(0) + last, total);
+    report(progress, ref_rows + smp.size(0) + last, total);
   }
   PrecisionRecall pr;
   pr.precision = sample_inside.to(torch::kFloat64).mean().item<double>();

@@ -25,8 +25,9 @@ struct PrecisionRecall {
 torch::Tensor manifold_radii(const torch::Tensor& features, const std::string& source, int64_t k = 3,
                              const ProgressFn& progress = nullptr);
 
+// `reference_radii`, when defined, are manifold_radii(reference, k) computed once for several samples.
 PrecisionRecall precision_recall(const torch::Tensor& reference, const std::string& reference_source,
                                  const torch::Tensor& sample, const std::string& sample_source, int64_t k = 3,
-                                 const ProgressFn& progress = nullptr);
+                                 const ProgressFn& progress = nullptr, const torch::Tensor& reference_radii = {});
 
 }  // namespace varbench::metrics

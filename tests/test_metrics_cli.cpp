@@ -94,6 +94,24 @@ TEST(MetricsCli, SavedFeaturesGiveTheSameMetricsWithoutTheNetwork) {
   EXPECT_TRUE(FailsWithOneLine(run_varbench("fid " + a + " " + b + " --profile pytorch-fid"), {a, "profile 'adm'", "'pytorch-fid'"}));
 }
 
+TEST(MetricsCli, StoredReferenceStatisticsAreUsedAsTheAdmEvaluatorDoes) {
+  // adm_like.npz: images of set A, statistics of set B. FID/sFID come from the stored statistics (so
+  // set B against them is ~0), precision/recall from the images (set A against set B).
+  const auto adm_like = fixture("inception/adm_like.npz");
+  const auto direct = run_varbench("fid " + adm_like + " " + fixture("inception/set_b.npz") + common());
+  ASSERT_EQ(direct.exit_code, 0) << direct.output;
+  EXPECT_LT(std::abs(value_of(direct.output, "FID")), 1e-3) << direct.output;
+  EXPECT_EQ(value_of(direct.output, "Precision"), fx().tensor("cli.pr_ab")[0].item<double>()) << direct.output;
+  // The same from a features file that keeps the stored statistics (no re-extraction of the reference).
+  const auto dir = testing::temp_dir("metrics_stored");
+  const auto kept = dir + "/reference_features.npz";
+  ASSERT_EQ(run_varbench("features " + adm_like + " " + kept + common() + " --keep-stored-stats").exit_code, 0);
+  const auto cached = run_varbench("fid " + kept + " " + fixture("inception/set_b.npz") + common());
+  ASSERT_EQ(cached.exit_code, 0) << cached.output;
+  for (const char* label : {"FID", "sFID", "Precision", "Recall", "Inception Score"})
+    EXPECT_EQ(value_of(cached.output, label), value_of(direct.output, label)) << label;
+}
+
 TEST(MetricsCli, ScoreWritesMetricsOfCompletedRunsAndCachesFeatures) {
   const auto dir = testing::temp_dir("metrics_score");
   const auto results = dir + "/results.h5";

@@ -88,6 +88,10 @@ TEST(PrecisionRecall, EqualsTheAdmFormulaExactly) {
   EXPECT_LT(pr.precision, 0.9);
   EXPECT_GT(pr.recall, 0.1);
   EXPECT_LT(pr.recall, 0.9);
+  // Reference radii computed once (as `varbench score` does for many runs) change nothing.
+  const auto again = metrics::precision_recall(ref, "ref", smp, "sample", 3, nullptr, metrics::manifold_radii(ref, "ref"));
+  EXPECT_EQ(again.precision, pr.precision);
+  EXPECT_EQ(again.recall, pr.recall);
 }
 
 TEST(PrecisionRecall, RadiusIsTheThirdNearestOtherPointAndComparisonsInclusive) {

@@ -30,6 +30,7 @@ constexpr int kThreads = 2;
 void pin_threads() {
   torch::set_num_threads(kThreads);
   metrics::linalg::set_blas_threads(kThreads);
+  metrics::retain_freed_memory();  // as the CLI does
 }
 
 struct FidInputs {

@@ -105,6 +105,9 @@ def main(out_dir):
     fx["cli.sfid_ab"] = f64(mref.fid_symmetric(*mref.gaussian(feats["b"][2]), *mref.gaussian(feats["a"][2]), nb, na))
     fx["cli.is_b"] = f64(mref.inception_score_adm(feats["b"][1])[0])
     fx["cli.pr_ab"] = f64(mref.precision_recall(feats["a"][0], feats["b"][0]))
+    # An ADM-style reference batch: images (set A) and stored statistics (here those of set B's features).
+    (mu, sigma), (mu_s, sigma_s) = mref.gaussian(feats["b"][0]), mref.gaussian(feats["b"][2])
+    np.savez(os.path.join(out, "adm_like.npz"), arr_0=set_a, mu=mu, sigma=sigma, mu_s=mu_s, sigma_s=sigma_s)
     # Bad inputs for the CLI error tests.
     np.savez(os.path.join(out, "bad_no_arr0.npz"), images=set_a)
     np.savez(os.path.join(out, "bad_float.npz"), arr_0=set_a.astype(np.float32))
