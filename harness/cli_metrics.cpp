@@ -119,9 +119,26 @@ std::string fmt_value(const std::optional<double>& v, const char* format = "{:.4
 struct FidOptions : MetricsOptions {
   std::string reference, sample;
   bool kid = false;
+  bool save_stats = false;
 };
 
+struct FeaturesOptions : MetricsOptions {
+  std::string input, output;
+  bool statistics_only = false;
+  bool keep_stored_stats = false;
+  bool overwrite = false;
+};
+int run_features(const FeaturesOptions& o);
+
 int run_fid(const FidOptions& o) {
+  if (o.save_stats) {  // pytorch-fid's --save-stats: the first path is the input, the second the output
+    FeaturesOptions f;
+    static_cast<MetricsOptions&>(f) = o;
+    f.input = o.reference;
+    f.output = o.sample;
+    f.statistics_only = true;
+    return run_features(f);
+  }
   const auto s = setup(o);
   LazyInception net(o.inception, s.device);
   std::cerr << fmt::format("varbench fid: {} vs {} (profile {}, {} threads, Frechet distance via {})\n", o.reference, o.sample,
@@ -149,13 +166,6 @@ int run_fid(const FidOptions& o) {
 }
 
 // ------------------------------------------------------------------------------------------------
-struct FeaturesOptions : MetricsOptions {
-  std::string input, output;
-  bool statistics_only = false;
-  bool keep_stored_stats = false;
-  bool overwrite = false;
-};
-
 int run_features(const FeaturesOptions& o) {
   const auto s = setup(o);
   if (std::filesystem::exists(o.output) && !o.overwrite)
@@ -257,22 +267,30 @@ int run_score(const ScoreOptions& o) {
       const auto is_adm = metrics::inception_score_adm(f.logits, src);
       r.is_adm = is_adm.mean;
       r.is_adm_std = is_adm.std;
+      auto skipped = [&](const std::string& what) { std::cerr << fmt::format("  {}: {} skipped\n", name, what); };
       if (r.images >= 10) {
         const auto is_tf = metrics::inception_score_torch_fidelity(f.logits, src);
         r.is_tf = is_tf.mean;
         r.is_tf_std = is_tf.std;
+      } else {
+        skipped(fmt::format("Inception Score with 10 splits ({} images)", r.images));
       }
       if (ref.pool3_features.defined() && r.images > 3 && ref.pool3_features.size(0) > 3) {
         const auto pr = metrics::precision_recall(ref.pool3_features, ref.name, f.pool3, src, 3,
                                                   progress_bar("precision/recall " + name), ref_radii);
         r.precision = pr.precision;
         r.recall = pr.recall;
+      } else {
+        skipped(ref.pool3_features.defined() ? fmt::format("precision/recall ({} images; k=3 needs 4)", r.images)
+                                             : std::string("precision/recall (the reference has no per-image features)"));
       }
       if (ref.pool3_features.defined() && r.images >= o.kid_subset_size && ref.pool3_features.size(0) >= o.kid_subset_size) {
         const auto kid = metrics::kernel_inception_distance(f.pool3, src, ref.pool3_features, ref.name, o.kid_subsets,
                                                             o.kid_subset_size, 2020, progress_bar("KID " + name));
         r.kid = kid.mean;
         r.kid_std = kid.std;
+      } else {
+        skipped(fmt::format("KID (subsets of {} from {} images)", o.kid_subset_size, r.images));
       }
       if (run.has("metrics")) run.remove("metrics");
       const auto m = run.create_group("metrics");
@@ -337,6 +355,8 @@ void register_fid_command(CLI::App& app, CommandAction& action) {
   add_common_options(cmd, *o);
   cmd->add_flag("--ignore-stored-stats", o->ignore_stored_stats, "Compute statistics from the images even when mu/sigma are stored");
   cmd->add_flag("--kid", o->kid, "Also compute KID (torch-fidelity's subsets)");
+  cmd->add_flag("--save-stats", o->save_stats,
+                "As pytorch-fid: write the statistics of the first path into the second (= features --stats-only)");
   cmd->add_option("--kid-subsets", o->kid_subsets, "KID subsets")->capture_default_str();
   cmd->add_option("--kid-subset-size", o->kid_subset_size, "Images per KID subset")->capture_default_str();
   cmd->callback([o, &action] { action = [o] { return run_fid(*o); }; });

@@ -76,7 +76,8 @@ TEST(MetricsCli, SavedFeaturesGiveTheSameMetricsWithoutTheNetwork) {
   ASSERT_EQ(run_varbench("features " + fixture("inception/set_a.npz") + " " + a + common()).exit_code, 0);
   EXPECT_TRUE(FailsWithOneLine(run_varbench("features " + fixture("inception/set_a.npz") + " " + a + common()), {a, "exists"}));
   ASSERT_EQ(run_varbench("features " + fixture("inception/set_b.npz") + " " + b + common()).exit_code, 0);
-  ASSERT_EQ(run_varbench("features " + fixture("inception/png_a") + " " + a_only + common() + " --stats-only").exit_code, 0);
+  // pytorch-fid's spelling of "features --stats-only".
+  ASSERT_EQ(run_varbench("fid --save-stats " + fixture("inception/png_a") + " " + a_only + common()).exit_code, 0);
   // Features files only: no --inception needed, the numbers of the images.
   const auto r = run_varbench("fid " + a + " " + b);
   ASSERT_EQ(r.exit_code, 0) << r.output;
