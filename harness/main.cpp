@@ -8,6 +8,7 @@
 #include "harness/provenance.h"
 
 int main(int argc, char** argv) {
+  varbench::keep_freed_memory_for_reuse();
   varbench::install_cpu_memory_tracking();  // before any tensor exists
   varbench::set_command_line(argc, argv);
   CLI::App app{"varbench: a research harness for Visual AutoRegressive (VAR) image generators"};

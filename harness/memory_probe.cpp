@@ -3,6 +3,8 @@
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
 
+#include <malloc.h>
+
 #include <atomic>
 #include <mutex>
 #include <unordered_map>
@@ -79,6 +81,11 @@ void install_cpu_memory_tracking() {
   static TrackingAllocator tracker(c10::GetCPUAllocator());
   // Priority above libtorch's own registration, so every later CPU tensor goes through the tracker.
   c10::SetAllocator(c10::DeviceType::CPU, &tracker, /*priority=*/1);
+}
+
+void keep_freed_memory_for_reuse() {
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);       // blocks up to 1 GiB come from the heap...
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);       // ...and up to 1 GiB of free heap stays mapped
 }
 
 int64_t cpu_tracked_live_bytes() { return g_live.load(); }

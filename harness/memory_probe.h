@@ -10,6 +10,11 @@ namespace varbench {
 // Installs the CPU tracking allocator (call once at start-up, before any tensor is made).
 void install_cpu_memory_tracking();
 
+// glibc returns every block above 128 KiB to the kernel when it is freed, so each new activation tensor
+// is page-faulted in again (half the CPU time of a VQVAE decode at batch 4). Raise the thresholds so
+// freed tensors are reused. Called once at start-up by every varbench program.
+void keep_freed_memory_for_reuse();
+
 class MemoryProbe {
  public:
   explicit MemoryProbe(torch::Device device);

@@ -9,6 +9,7 @@
 
 #include "harness/experiment.h"
 #include "harness/io/hdf5.h"
+#include "harness/memory_probe.h"
 #include "harness/sharding.h"
 #include "tests/test_support.h"
 
@@ -224,6 +225,29 @@ TEST(Sharding, ComesFromTheFlagOrTheSchedulersEnvironment) {
   EXPECT_FALSE(detect_shard("", env({})).sharded());
   EXPECT_THROW(detect_shard("4/4", env({})), std::runtime_error);
   EXPECT_THROW(detect_shard("1-4", env({})), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace varbench
+
+namespace varbench {
+namespace {
+
+TEST(MemoryProbe, CountsEveryCpuTensorByte) {
+  // tests/test_main.cpp installs the tracking allocator, as varbench's main does.
+  MemoryProbe probe(torch::kCPU);
+  probe.start();
+  const int64_t before = cpu_tracked_live_bytes();
+  {
+    auto a = torch::empty({1000, 1000}, torch::kFloat32);  // 4 000 000 bytes
+    EXPECT_EQ(cpu_tracked_live_bytes() - before, 4000000);
+    auto b = torch::empty({500}, torch::kFloat64);
+    EXPECT_EQ(cpu_tracked_live_bytes() - before, 4004000);
+  }
+  EXPECT_EQ(cpu_tracked_live_bytes(), before);
+  EXPECT_EQ(probe.peak_above_start_bytes(), 4004000);
+  EXPECT_TRUE(probe.tracks_tensors());
+  EXPECT_GT(probe.peak_rss_bytes(), 0);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "engines/model/generation.h"
 #include "engines/model/loading.h"
 #include "engines/model/random_init.h"
+#include "harness/memory_probe.h"
 
 namespace varbench {
 namespace {
@@ -130,4 +131,11 @@ BENCHMARK(BM_SampleLastScale)
 }  // namespace
 }  // namespace varbench
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  varbench::keep_freed_memory_for_reuse();  // as the varbench executable does
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,11 @@
+// The test binary's main: the same process set-up as the varbench executable.
+#include <gtest/gtest.h>
+
+#include "harness/memory_probe.h"
+
+int main(int argc, char** argv) {
+  varbench::keep_freed_memory_for_reuse();
+  varbench::install_cpu_memory_tracking();
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}
