@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   varbench::CommandAction action;
   varbench::register_generate_command(app, action);
   varbench::register_run_command(app, action);
+  varbench::register_compare_command(app, action);
   varbench::register_score_command(app, action);
   varbench::register_fid_command(app, action);
   varbench::register_features_command(app, action);

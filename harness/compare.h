@@ -1,0 +1,36 @@
+#pragma once
+// The speed-regression gate: two result files, run by run, with Google Benchmark compare.py's
+// semantics: the relative change of the median latency, a two-sided Mann-Whitney U test over the
+// repetitions, and a geometric-mean row.
+#include <string>
+#include <vector>
+
+#include "harness/run_record.h"
+
+namespace varbench {
+
+struct RunComparison {
+  std::string run_id;
+  int64_t baseline_repetitions = 0, current_repetitions = 0;
+  double baseline_ms = 0, current_ms = 0;  // median over repetitions of the mean batch latency
+  double change = 0;                       // (current - baseline) / baseline
+  double p_value = 1;                      // NaN when either side has fewer than 2 repetitions
+  bool regression = false;                 // slower beyond the tolerance and significant
+  std::string note;                        // e.g. "only in baseline"
+};
+
+struct Comparison {
+  std::vector<RunComparison> runs;
+  double geomean_ratio = 1;  // geometric mean of current / baseline over the runs in both files
+  int64_t regressions = 0;
+};
+
+// `tolerance` is a fraction (0.05 = 5%); `alpha` the U test's significance level.
+Comparison compare_runs(const std::vector<RunRecord>& baseline, const std::vector<RunRecord>& current, double tolerance,
+                        double alpha, bool with_decode);
+std::string format_comparison(const Comparison& c, double tolerance, double alpha);
+
+// "5%" or "0.05" -> 0.05.
+double parse_tolerance(const std::string& text);
+
+}  // namespace varbench

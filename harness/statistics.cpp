@@ -1,0 +1,87 @@
+#include "harness/statistics.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numeric>
+#include <stdexcept>
+
+namespace varbench {
+
+namespace {
+// Number of ways to reach each U value with n1 and n2 distinct values: the exact null distribution.
+std::vector<double> u_distribution(int n1, int n2) {
+  // f[i][j][u]: arrangements of i values of sample 1 and j of sample 2 with statistic u.
+  std::vector<std::vector<std::vector<double>>> f(n1 + 1, std::vector<std::vector<double>>(n2 + 1));
+  for (int i = 0; i <= n1; ++i)
+    for (int j = 0; j <= n2; ++j) {
+      f[i][j].assign(i * j + 1, 0.0);
+      if (i == 0 || j == 0) {
+        f[i][j][0] = 1;
+        continue;
+      }
+      // The largest value belongs to sample 1 (it beats all j of sample 2) or to sample 2.
+      for (size_t u = 0; u < f[i - 1][j].size(); ++u) f[i][j][u + j] += f[i - 1][j][u];
+      for (size_t u = 0; u < f[i][j - 1].size(); ++u) f[i][j][u] += f[i][j - 1][u];
+    }
+  return f[n1][n2];
+}
+}  // namespace
+
+MannWhitney mann_whitney_u(const std::vector<double>& a, const std::vector<double>& b) {
+  const size_t n1 = a.size(), n2 = b.size();
+  if (n1 == 0 || n2 == 0) throw std::runtime_error("Mann-Whitney U test needs two non-empty samples");
+  // Ranks of the pooled sample, ties given their average rank.
+  std::vector<std::pair<double, int>> pooled;
+  for (double x : a) pooled.push_back({x, 0});
+  for (double x : b) pooled.push_back({x, 1});
+  std::sort(pooled.begin(), pooled.end());
+  const size_t n = pooled.size();
+  std::vector<double> rank(n);
+  double tie_term = 0;
+  bool ties = false;
+  for (size_t i = 0; i < n;) {
+    size_t j = i;
+    while (j < n && pooled[j].first == pooled[i].first) ++j;
+    const double avg = (static_cast<double>(i + 1) + static_cast<double>(j)) / 2.0;
+    for (size_t k = i; k < j; ++k) rank[k] = avg;
+    const double t = static_cast<double>(j - i);
+    if (t > 1) ties = true;
+    tie_term += t * t * t - t;
+    i = j;
+  }
+  double r1 = 0;
+  for (size_t i = 0; i < n; ++i)
+    if (pooled[i].second == 0) r1 += rank[i];
+  MannWhitney out;
+  out.u = r1 - static_cast<double>(n1) * static_cast<double>(n1 + 1) / 2.0;
+  const double mean = static_cast<double>(n1) * static_cast<double>(n2) / 2.0;
+  if ((n1 <= 8 || n2 <= 8) && !ties) {
+    // Exact two-sided p: twice the smaller tail, capped at 1 (scipy's definition).
+    const auto dist = u_distribution(static_cast<int>(n1), static_cast<int>(n2));
+    const double total = std::accumulate(dist.begin(), dist.end(), 0.0);
+    const double u_big = std::max(out.u, static_cast<double>(n1 * n2) - out.u);
+    double tail = 0;
+    for (size_t u = 0; u < dist.size(); ++u)
+      if (static_cast<double>(u) >= u_big) tail += dist[u];
+    out.p_value = std::min(1.0, 2.0 * tail / total);
+    out.exact = true;
+    return out;
+  }
+  const double nn = static_cast<double>(n);
+  const double sd = std::sqrt(static_cast<double>(n1) * static_cast<double>(n2) / 12.0 * ((nn + 1) - tie_term / (nn * (nn - 1))));
+  if (sd == 0) return out;  // every value equal: no evidence of a difference
+  const double u_big = std::max(out.u, static_cast<double>(n1 * n2) - out.u);
+  const double z = (u_big - mean - 0.5) / sd;  // continuity correction
+  out.p_value = std::min(1.0, std::erfc(z / std::sqrt(2.0)));
+  return out;
+}
+
+double geometric_mean(const std::vector<double>& v) {
+  if (v.empty()) return std::nan("");
+  double s = 0;
+  for (double x : v) s += std::log(x);
+  return std::exp(s / static_cast<double>(v.size()));
+}
+
+}  // namespace varbench
