@@ -120,6 +120,8 @@ struct FidOptions : MetricsOptions {
   std::string reference, sample;
   bool kid = false;
   bool save_stats = false;
+  int64_t dims = 2048;
+  int num_workers = 0;
 };
 
 struct FeaturesOptions : MetricsOptions {
@@ -357,6 +359,11 @@ void register_fid_command(CLI::App& app, CommandAction& action) {
   cmd->add_flag("--kid", o->kid, "Also compute KID (torch-fidelity's subsets)");
   cmd->add_flag("--save-stats", o->save_stats,
                 "As pytorch-fid: write the statistics of the first path into the second (= features --stats-only)");
+  cmd->add_option("--dims", o->dims, "As pytorch-fid; only 2048 (pool3) is implemented")
+      ->check(CLI::IsMember({2048}))
+      ->capture_default_str();
+  cmd->add_option("--num-workers", o->num_workers,
+                  "Accepted for pytorch-fid's command line; images are decoded on one thread ahead of the network");
   cmd->add_option("--kid-subsets", o->kid_subsets, "KID subsets")->capture_default_str();
   cmd->add_option("--kid-subset-size", o->kid_subset_size, "Images per KID subset")->capture_default_str();
   cmd->callback([o, &action] { action = [o] { return run_fid(*o); }; });
@@ -381,7 +388,10 @@ void register_score_command(CLI::App& app, CommandAction& action) {
   auto o = std::make_shared<ScoreOptions>();
   auto* cmd = app.add_subcommand("score", "Add FID, sFID, IS, precision/recall and KID to every completed run of a result file");
   cmd->add_option("results", o->results, "varbench result file (.h5); metrics go to /runs/<run>/metrics")->required();
-  cmd->add_option("--ref", o->reference, "Reference set: .npz (e.g. VIRTUAL_imagenet256_labeled.npz), PNG folder or RESULTS.h5:RUN")
+  cmd->add_option("--ref", o->reference,
+                  "Reference set: .npz (e.g. VIRTUAL_imagenet256_labeled.npz), PNG folder or RESULTS.h5:RUN. Its images are "
+                  "read on every call; `varbench features REF.npz REF_features.npz --keep-stored-stats` once, then "
+                  "--ref REF_features.npz, gives the same numbers without that")
       ->required();
   add_common_options(cmd, *o);
   cmd->add_flag("--ignore-stored-stats", o->ignore_stored_stats, "Compute the reference statistics from its images even when stored");
