@@ -67,7 +67,8 @@ class Hdf5Images : public ImageSource {
 
  private:
   Hdf5Images(std::unique_ptr<h5::File> owned, const std::string& path, const std::string& dataset_path)
-      : file_(std::move(owned)), name_(path + ":" + dataset_path), dataset_(file_->root().dataset(dataset_path)) {
+      : file_(std::move(owned)), dataset_(file_->root().dataset(dataset_path)) {
+    name_ = path + ":" + dataset_.path();  // absolute, as for datasets handed in
     check();
   }
   void check() {

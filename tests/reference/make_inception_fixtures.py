@@ -108,6 +108,8 @@ def main(out_dir):
     # An ADM-style reference batch: images (set A) and stored statistics (here those of set B's features).
     (mu, sigma), (mu_s, sigma_s) = mref.gaussian(feats["b"][0]), mref.gaussian(feats["b"][2])
     np.savez(os.path.join(out, "adm_like.npz"), arr_0=set_a, mu=mu, sigma=sigma, mu_s=mu_s, sigma_s=sigma_s)
+    # pytorch-fid --save-stats output: compressed, mu and sigma only.
+    np.savez_compressed(os.path.join(out, "pytorch_fid_stats.npz"), mu=mu, sigma=sigma)
     # Bad inputs for the CLI error tests.
     np.savez(os.path.join(out, "bad_no_arr0.npz"), images=set_a)
     np.savez(os.path.join(out, "bad_float.npz"), arr_0=set_a.astype(np.float32))
