@@ -1,0 +1,101 @@
+// Sharded sweeps: 4 shards merged equal one unsharded run (tokens, images, FID statistics), and merge
+// refuses incomplete or overlapping shard sets, naming the image indices.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "harness/io/hdf5.h"
+#include "tests/test_support.h"
+
+namespace varbench {
+namespace {
+
+using testing::run_varbench;
+
+const char* kExperiment = R"(
+[experiment]
+name = "shards"
+images = 8
+batch_size = 2
+warmup = 0
+repetitions = 1
+seed = 11
+[models.large]
+random_init = "tiny-d2"
+[vqvae]
+random_init = "vqvae-ch32"
+[[engines]]
+name = "large"
+type = "single"
+model = "large"
+)";
+
+// One test: the unsharded run and the four shards (with their feature statistics) are made once.
+TEST(ShardedSweep, FourShardsMergeIntoTheUnshardedRunAndMergeRefusesBadShardSets) {
+  const auto dir = testing::temp_dir("sharding");
+  std::ofstream(dir + "/exp.toml") << kExperiment;
+  const auto toml = dir + "/exp.toml";
+  const std::string score = " --ref " + testing::fixture("inception/set_a.npz") + " --inception " +
+                            testing::fixture("inception/inception_random.safetensors") + " --threads 2";
+  auto whole_run = run_varbench("run " + toml + " --out " + dir + "/whole.h5 --threads 2 --quiet");
+  ASSERT_EQ(whole_run.exit_code, 0) << whole_run.output;
+  ASSERT_EQ(run_varbench("score " + dir + "/whole.h5" + score).exit_code, 0);
+  auto shard = [&](int i) { return fmt::format("{}/shard{}.h5", dir, i); };
+  for (int i = 0; i < 4; ++i) {
+    // The shard comes from the scheduler's environment, as in a Slurm array job.
+    const auto r = testing::run_command(fmt::format("SLURM_ARRAY_TASK_ID={} SLURM_ARRAY_TASK_COUNT=4 {} run {} --out {} --threads 2 --quiet",
+                                                    i, VARBENCH_BINARY, toml, shard(i)));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    ASSERT_EQ(run_varbench("score " + shard(i) + score).exit_code, 0);
+  }
+
+  const auto merged = dir + "/merged.h5";
+  const auto r = run_varbench(fmt::format("merge {} {} {} {} {}", merged, shard(2), shard(0), shard(3), shard(1)));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  {
+  h5::File a(dir + "/whole.h5", h5::File::Mode::kReadOnly), b(merged, h5::File::Mode::kReadOnly);
+  auto ga = a.root().group("runs/large"), gb = b.root().group("runs/large");
+  EXPECT_EQ(gb.attr_int("num_images"), 8);
+  for (const char* d : {"labels", "index_in_class", "image_index", "seeds"})
+    EXPECT_EQ(ga.dataset(d).read<int64_t>(), gb.dataset(d).read<int64_t>()) << d;
+  for (int s = 0; s < 10; ++s) {
+    const auto name = "tokens/scale_" + std::to_string(s);
+    EXPECT_EQ(ga.dataset(name).read<int32_t>(), gb.dataset(name).read<int32_t>()) << name;
+  }
+  EXPECT_EQ(ga.dataset("images").read<uint8_t>(), gb.dataset("images").read<uint8_t>());
+  EXPECT_EQ(gb.dataset("timing/batch_ms").dims(), (std::vector<uint64_t>{4}));  // every shard's batch
+  // FID statistics: sums of the shards equal the one pass to 1e-12 (relative to the largest entry).
+  for (const char* feature : {"pool3", "spatial"}) {
+    const std::string base = std::string("feature_stats/adm/") + feature;
+    EXPECT_EQ(ga.group(base).attr_int("n"), gb.group(base).attr_int("n"));
+    for (const char* d : {"sum", "sum_outer"}) {
+      const auto x = ga.dataset(base + "/" + d).read<double>(), y = gb.dataset(base + "/" + d).read<double>();
+      ASSERT_EQ(x.size(), y.size());
+      double scale = 0, worst = 0;
+      for (size_t i = 0; i < x.size(); ++i) {
+        scale = std::max(scale, std::abs(x[i]));
+        worst = std::max(worst, std::abs(x[i] - y[i]));
+      }
+      EXPECT_LE(worst, 1e-12 * scale) << base << "/" << d;
+    }
+  }
+  }  // closes the files: HDF5 locks a file that another process has open
+  // The merged file scores like the unsharded one.
+  ASSERT_EQ(run_varbench("score " + merged + score).exit_code, 0);
+  h5::File a(dir + "/whole.h5", h5::File::Mode::kReadOnly), c(merged, h5::File::Mode::kReadOnly);
+  const double fid_merged = c.root().group("runs/large/metrics").attr_double("fid");
+  const double fid_whole = a.root().group("runs/large/metrics").attr_double("fid");
+  EXPECT_NEAR(fid_merged, fid_whole, 1e-9 * std::max(1.0, std::abs(fid_whole)));
+
+  // A missing shard: refused, naming the indices.
+  const auto missing = run_varbench(fmt::format("merge {}/m1.h5 {} {} {}", dir, shard(0), shard(1), shard(3)));
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.output.find("run 'large': 2 of 8 images missing, indices 4-5"), std::string::npos) << missing.output;
+  // A shard given twice: refused, naming the duplicated indices.
+  const auto twice = run_varbench(fmt::format("merge {}/m2.h5 {} {} {} {} {}", dir, shard(0), shard(1), shard(2), shard(3), shard(1)));
+  EXPECT_NE(twice.exit_code, 0);
+  EXPECT_NE(twice.output.find("images 2-3 appear in more than one shard"), std::string::npos) << twice.output;
+}
+
+}  // namespace
+}  // namespace varbench
