@@ -93,7 +93,6 @@ Setup setup(const MetricsOptions& o) {
   s.profile = metrics::parse_profile(o.profile);
   s.threads = configure_threads(o.threads);
   metrics::linalg::set_blas_threads(s.threads);
-  metrics::retain_freed_memory();
   s.device = device::resolve(o.device);
   if (o.batch_size < 1) throw std::runtime_error(fmt::format("--batch-size {}: must be >= 1", o.batch_size));
   return s;

@@ -1,8 +1,5 @@
 #include "metrics/extract.h"
 
-#include <malloc.h>
-
-#include <climits>
 #include <future>
 #include <stdexcept>
 
@@ -50,15 +47,6 @@ ExtractedFeatures extract_features(FidInception& net, ImageSource& images, const
   }
   if (done != total) throw std::runtime_error(fmt::format("{}: {} images read, {} announced", images.name(), done, total));
   return out;
-}
-
-void retain_freed_memory() {
-  static const bool once = [] {
-    mallopt(M_MMAP_MAX, 0);               // every block from the heap, none mapped per allocation
-    mallopt(M_TRIM_THRESHOLD, INT_MAX);   // and the heap is not shrunk after frees
-    return true;
-  }();
-  (void)once;
 }
 
 void write_feature_cache(const h5::Group& g, const ExtractedFeatures& f) {

@@ -35,12 +35,6 @@ struct ExtractedFeatures {
 ExtractedFeatures extract_features(FidInception& net, ImageSource& images, const ExtractOptions& options,
                                    const ProgressFn& progress = nullptr);
 
-// Process-wide, opt-in (the CLI and the benchmarks call it): keep freed memory in the heap. A batch of
-// 50 images needs activations of hundreds of MB; glibc serves blocks that large with mmap and unmaps
-// them at every free, so every layer of every batch page-faults its output in again. In the VM this was
-// measured on that cost more CPU time than the convolutions (2.7x the CPU time per image). The process
-// then keeps its peak footprint, which the next batch needs anyway.
-void retain_freed_memory();
 
 // Cache of a run group (<run>/feature_stats/<profile>/, see harness/hdf5_schema.md):
 //   pool3/   attr n, sum [2048], sum_outer [2048, 2048] (float64), features [N, 2048] (float32)
