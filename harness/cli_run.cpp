@@ -21,7 +21,7 @@ namespace {
 
 struct RunOptions {
   std::string experiment, out, format = "md", device, shard;
-  bool random_init = false, fresh = false, quiet = false;
+  bool random_init = false, fresh = false, quiet = false, dry_run = false;
   int threads = -1;
 };
 
@@ -45,6 +45,15 @@ int run_command(const RunOptions& o) {
     out = (p.parent_path() / fmt::format("{}.shard-{}-of-{}{}", p.stem().string(), shard.index, shard.count, p.extension().string())).string();
   }
   const auto format = parse_report_format(o.format);
+  if (o.dry_run) {
+    std::cout << fmt::format("{}: {} runs, {} images each{} -> {}\n", o.experiment, x.runs.size(),
+                             x.classes.size() * x.images_per_class,
+                             shard.sharded() ? fmt::format(" (shard {}/{})", shard.index, shard.count) : "", out);
+    for (const auto& r : x.runs)
+      std::cout << fmt::format("  {:>3} {}  [{} {} batch {}] {}\n", r.index, r.id, o.device.empty() ? r.device : o.device, r.dtype,
+                               r.batch_size, r.settings_json());
+    return 0;
+  }
   ResultFile results(out, o.experiment, x.toml_text);
   DriverOptions d;
   d.random_override = o.random_init;
@@ -79,6 +88,7 @@ void register_run_command(CLI::App& app, CommandAction& action) {
   cmd->add_option("--shard", o->shard, "Run shard I/N of every run's images (default: from Slurm or torchrun variables)");
   cmd->add_option("--threads", o->threads, "CPU threads (0 = all cores; default: the experiment's)");
   cmd->add_flag("--fresh", o->fresh, "Rerun runs the result file already holds");
+  cmd->add_flag("--dry-run", o->dry_run, "List the runs with their settings and exit");
   cmd->add_flag("--quiet", o->quiet, "No progress or summary on stderr");
   cmd->callback([o, &action] { action = [o] { return run_command(*o); }; });
 }

@@ -52,6 +52,7 @@ class TimingObserver : public ScaleObserver {
 
 // The models of one (device, dtype) group, loaded once for all its runs.
 struct LoadedGroup {
+  std::map<std::string, std::string> sources;  // model name -> where its weights came from
   std::string device_name, dtype;
   torch::Device device = torch::kCPU;
   ModelSet models;
@@ -69,7 +70,9 @@ LoadedGroup load_group(const Experiment& x, const std::string& device_name, cons
   g.models.policy = PrecisionPolicy::of(precision);
   for (const auto& spec : x.models) {
     try {
-      auto m = load_var(spec.source(random_override));
+      const auto source = spec.source(random_override);
+      g.sources[spec.name] = source.describe();
+      auto m = load_var(source);
       place(*m, g.device, g.models.policy.weight_dtype);
       g.models.transformers.emplace(spec.name, m);
     } catch (const std::exception& e) {
@@ -115,7 +118,11 @@ void execute_run(const Experiment& x, const RunSpec& run, LoadedGroup& group, En
   for (int64_t first = 0; first < N; first += run.batch_size) batches.push_back({first, std::min(run.batch_size, N - first)});
 
   auto writer = results.begin_run(run, N, arch.schedule, px, x.store_images);
-  for (const auto& name : engine.models_used()) rec.weights_bytes += parameter_bytes(*models.get(name, "model"));
+  for (const auto& name : engine.models_used()) {
+    auto m = models.get(name, "model");
+    rec.weights_bytes += parameter_bytes(*m);
+    rec.models[name] = fmt::format("depth={} source={}", m->arch().depth, group.sources.at(name));
+  }
 
   c10::InferenceMode inference;
   MemoryProbe probe(device);
@@ -295,6 +302,7 @@ std::vector<RunRecord> read_run_records(const std::string& path) {
     r.error = str("error");
     r.num_images = g.has_attr("num_images") ? g.attr_int("num_images") : 0;
     for (const auto& attr : g.attr_names()) {
+      if (attr.rfind("model_", 0) == 0) r.models[attr.substr(6)] = g.attr_string(attr);
       if (attr.rfind("swept_", 0) == 0) r.spec.swept[attr.substr(6)] = g.attr_string(attr);
       if (attr.rfind("param_", 0) == 0) r.spec.engine_params[attr.substr(6)] = g.attr_string(attr);
     }

@@ -268,6 +268,7 @@ Experiment parse_experiment(const std::string& text, const std::string& path) {
     std::string name, type;
     const toml::node* node;
     std::vector<std::pair<std::string, std::vector<Value>>> params;
+    std::map<std::string, std::vector<Value>> sampling;  // per-engine overrides of [sampling]
   };
   std::vector<EngineAxes> engines;
   for (const auto& e : *engines_node->as_array()) {
@@ -288,6 +289,15 @@ Experiment parse_experiment(const std::string& text, const std::string& path) {
     for (auto&& [k, v] : t) {
       const std::string key(k.str());
       if (key == "type" || key == "name") continue;
+      if (key == "sampling") {  // e.g. sampling = { top_k = 900, temperature = 1.0 }
+        if (!v.is_table()) p.fail(&v, "an engine's sampling must be a table, e.g. sampling = { top_k = 900 }");
+        p.only_keys(*v.as_table(), "engines.sampling", {"cfg", "top_k", "top_p", "temperature"});
+        for (auto&& [sk, sv] : *v.as_table()) {
+          const std::string skey(sk.str());
+          ea.sampling[skey] = p.values(&sv, skey, skey == "top_k" || skey == "temperature");
+        }
+        continue;
+      }
       ea.params.emplace_back(key, p.values(&v, key));
     }
     engines.push_back(std::move(ea));
@@ -302,7 +312,7 @@ Experiment parse_experiment(const std::string& text, const std::string& path) {
     for (const auto& dtype : dtypes)
       for (const auto& ea : engines) {
         std::vector<std::pair<std::string, std::vector<Value>>> axes = ea.params;
-        for (const auto& g : global) axes.push_back(g);
+        for (const auto& [key, vals] : global) axes.emplace_back(key, ea.sampling.count(key) ? ea.sampling.at(key) : vals);
         axes.emplace_back("batch_size", batches);
         std::vector<size_t> at(axes.size(), 0), sizes;
         for (const auto& a : axes) sizes.push_back(a.second.size());

@@ -96,6 +96,7 @@ void write_run_record(const h5::Group& g, const RunRecord& r, const Provenance& 
   g.set_attr("batch_size", r.spec.batch_size);
   g.set_attr("num_images", r.num_images);
   for (const auto& [k, v] : r.spec.swept) g.set_attr("swept_" + k, v);
+  for (const auto& [k, v] : r.models) g.set_attr("model_" + k, v);
   if (r.status != "completed") return;
 
   auto timing = g.require_group("timing");

@@ -91,6 +91,32 @@ TEST(ExperimentFile, PerScaleListsAndSweeps) {
   EXPECT_EQ(x.runs[1].sampling.cfg, 4.0);
 }
 
+TEST(ExperimentFile, EnginesOverrideSamplingSettings) {
+  // The paper's FID protocol: top-k 900 for VAR, 600 and a temperature for CoDe.
+  auto x = parse_experiment(experiment(std::string(kTwoEngines).replace(std::string(kTwoEngines).find("model = \"large\""), 15,
+                                                                        "model = \"large\"\nsampling = { top_k = 900, temperature = 1.0 }")) +
+                                "[sampling]\ntop_k = 600\ntemperature = [1.1, 1.1, 1.1, 1.1, 1.1, 1.1, 1.1, 1.0, 1.0, 1.0]\n",
+                            "exp.toml");
+  ASSERT_EQ(x.runs.size(), 3u);
+  EXPECT_EQ(x.runs[0].sampling.top_k, std::vector<int64_t>{900});
+  EXPECT_EQ(x.runs[0].sampling.temperature, std::vector<double>{1.0});
+  EXPECT_EQ(x.runs[1].sampling.top_k, std::vector<int64_t>{600});
+  EXPECT_EQ(x.runs[1].sampling.temperature.size(), 10u);
+  EXPECT_EQ(x.runs[0].engine_params.count("sampling"), 0u);
+}
+
+TEST(ExperimentFile, EveryShippedExperimentParses) {
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(testing::source_path("experiments"))) {
+    if (entry.path().extension() != ".toml") continue;
+    ++files;
+    Experiment x;
+    EXPECT_NO_THROW(x = load_experiment(entry.path().string())) << entry.path();
+    EXPECT_FALSE(x.runs.empty()) << entry.path();
+  }
+  EXPECT_GE(files, 7);
+}
+
 TEST(ExperimentFile, ErrorsNameTheLineAndKey) {
   EXPECT_NE(parse_error("[experiment\nname = 1").find("exp.toml:1:"), std::string::npos);
   auto e = parse_error(experiment(kTwoEngines, "colour = \"blue\"\n"));
