@@ -13,6 +13,7 @@ void register_generate_command(CLI::App& app, CommandAction& action);
 void register_run_command(CLI::App& app, CommandAction& action);
 void register_compare_command(CLI::App& app, CommandAction& action);
 void register_merge_command(CLI::App& app, CommandAction& action);
+void register_report_command(CLI::App& app, CommandAction& action);
 void register_score_command(CLI::App& app, CommandAction& action);
 void register_fid_command(CLI::App& app, CommandAction& action);
 void register_features_command(CLI::App& app, CommandAction& action);

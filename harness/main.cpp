@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   varbench::register_run_command(app, action);
   varbench::register_compare_command(app, action);
   varbench::register_merge_command(app, action);
+  varbench::register_report_command(app, action);
   varbench::register_score_command(app, action);
   varbench::register_fid_command(app, action);
   varbench::register_features_command(app, action);

@@ -1,0 +1,88 @@
+// scripts/figures.py (through `varbench report`) renders every figure from a small result file.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/test_support.h"
+
+namespace varbench {
+namespace {
+
+TEST(Figures, EveryFigureAndTableFromASmallResultFile) {
+  const auto dir = testing::temp_dir("figures");
+  std::ofstream(dir + "/exp.toml") << R"(
+[experiment]
+name = "figs"
+images = 2
+batch_size = [1, 2]
+warmup = 0
+repetitions = 1
+baseline = "large"
+[models.large]
+random_init = "tiny-d3"
+[models.small]
+random_init = "tiny-d2"
+[vqvae]
+random_init = "vqvae-ch32"
+[[engines]]
+name = "large"
+type = "single"
+model = "large"
+[[engines]]
+name = "code"
+type = "collaborative"
+drafter = "large"
+refiner = "small"
+draft_steps = 6
+[[engines]]
+name = "spec"
+type = "speculative"
+draft = "small"
+target = "large"
+)";
+  const auto results = dir + "/r.h5";
+  const auto run = testing::run_varbench("run " + dir + "/exp.toml --out " + results + " --threads 2 --quiet");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  // Quality figures need metrics: give two runs FID-family numbers as `varbench score` writes them
+  // (scoring itself is tested with the metrics; here only the drawing is).
+  const auto inject = testing::run_command(std::string(VARBENCH_PYTHON) + " -c \"import h5py\n"
+                                           "f = h5py.File('" + results + "', 'r+')\n"
+                                           "for run, fid in (('large,batch_size=2', 30.0), ('code,batch_size=2', 31.5)):\n"
+                                           "    m = f['runs'][run].require_group('metrics')\n"
+                                           "    m.attrs['fid'] = fid; m.attrs['inception_score'] = 2.0; m.attrs['precision'] = 0.5; m.attrs['recall'] = 0.4\n\"");
+  ASSERT_EQ(inject.exit_code, 0) << inject.output;
+  const auto report = testing::run_varbench("report " + results + " --out " + dir + "/figs");
+  ASSERT_EQ(report.exit_code, 0) << report.output;
+  EXPECT_NE(report.output.find("| code,batch_size=2 |"), std::string::npos) << report.output;
+  std::ifstream in(dir + "/figs/figures.json");
+  const auto manifest = nlohmann::json::parse(in);
+  EXPECT_TRUE(manifest["skipped"].empty()) << manifest.dump(2);
+  const std::map<std::string, size_t> panels{{"fig1_speedup_vs_fid", 1}, {"fig5b_batch_scaling", 2}, {"fig5c_scale_latency", 1},
+                                             {"table3_memory", 1}, {"speculative_acceptance", 1}, {"table1", 0}, {"table6", 0}};
+  for (const auto& [name, count] : panels) {
+    ASSERT_TRUE(manifest["figures"].contains(name)) << name;
+    EXPECT_EQ(manifest["figures"][name]["panels"].size(), count) << name;
+    for (const auto& f : manifest["figures"][name]["files"]) {
+      const std::string path = f;
+      ASSERT_TRUE(std::filesystem::exists(path)) << path;
+      // A rendered PNG/PDF is kilobytes even for one bar; a markdown table holds at least its header.
+      EXPECT_GT(std::filesystem::file_size(path), count ? 5000u : 100u) << path;
+    }
+    if (count) {
+      EXPECT_EQ(manifest["figures"][name]["files"].size(), 2u) << name;  // PNG and PDF
+    }
+  }
+  std::ifstream t1(dir + "/figs/table1.md");
+  std::string table1((std::istreambuf_iterator<char>(t1)), std::istreambuf_iterator<char>());
+  EXPECT_NE(table1.find("| code | code,batch_size=2 (batch 2, measured)"), std::string::npos) << table1;
+  EXPECT_NE(table1.find("31.50"), std::string::npos) << table1;
+  std::ifstream t6(dir + "/figs/table6.md");
+  std::string table6((std::istreambuf_iterator<char>(t6)), std::istreambuf_iterator<char>());
+  EXPECT_NE(table6.find("| 6 | code,batch_size=2 | 31.50 |"), std::string::npos) << table6;
+}
+
+}  // namespace
+}  // namespace varbench
