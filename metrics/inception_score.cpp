@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "metrics/statistics.h"
+
 #include "metrics/numpy_random.h"
 
 namespace varbench::metrics {
@@ -14,12 +16,7 @@ torch::Tensor checked_f64(const torch::Tensor& logits, const std::string& source
   if (logits.dim() != 2 || logits.size(0) < 1)
     throw std::runtime_error(fmt::format("{}: Inception Score needs logits [N, C] with N >= 1, got [{}]", source,
                                          fmt::join(logits.sizes(), ", ")));
-  const auto x = logits.to(torch::kCPU, torch::kFloat64);
-  const auto finite_rows = torch::isfinite(x).all(1);
-  if (!finite_rows.all().item<bool>())
-    throw std::runtime_error(fmt::format("{}: non-finite logits (NaN or Inf) for image {}", source,
-                                         (~finite_rows).nonzero()[0][0].item<int64_t>()));
-  return x;
+  return finite_f64_rows(logits, source, "logits");
 }
 
 // exp(mean_i KL(p_i || mean_j p_j)) over the rows of one split.

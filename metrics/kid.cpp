@@ -5,21 +5,17 @@
 
 #include <fmt/format.h>
 
+#include "metrics/statistics.h"
+
 #include "metrics/numpy_random.h"
 
 namespace varbench::metrics {
 
 namespace {
 torch::Tensor checked_f64(const torch::Tensor& f, const std::string& source, int64_t subset_size) {
-  if (f.dim() != 2)
-    throw std::runtime_error(fmt::format("{}: features must be [N, D], got [{}]", source, fmt::join(f.sizes(), ", ")));
-  if (f.size(0) < subset_size)
-    throw std::runtime_error(fmt::format("{}: {} images, fewer than the KID subset size {}", source, f.size(0), subset_size));
-  const auto x = f.to(torch::kCPU, torch::kFloat64).contiguous();
-  const auto finite_rows = torch::isfinite(x).all(1);
-  if (!finite_rows.all().item<bool>())
-    throw std::runtime_error(fmt::format("{}: non-finite features (NaN or Inf) for image {}", source,
-                                         (~finite_rows).nonzero()[0][0].item<int64_t>()));
+  auto x = finite_f64_rows(f, source);
+  if (x.size(0) < subset_size)
+    throw std::runtime_error(fmt::format("{}: {} images, fewer than the KID subset size {}", source, x.size(0), subset_size));
   return x;
 }
 

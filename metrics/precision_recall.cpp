@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "metrics/statistics.h"
+
 namespace varbench::metrics {
 
 namespace {
@@ -11,15 +13,9 @@ namespace {
 constexpr int64_t kRowBlock = 256;
 
 torch::Tensor checked_f64(const torch::Tensor& f, const std::string& source, int64_t k) {
-  if (f.dim() != 2)
-    throw std::runtime_error(fmt::format("{}: features must be [N, D], got [{}]", source, fmt::join(f.sizes(), ", ")));
-  if (f.size(0) <= k)
-    throw std::runtime_error(fmt::format("{}: {} images; precision/recall with k={} need at least {}", source, f.size(0), k, k + 1));
-  const auto x = f.to(torch::kCPU, torch::kFloat64).contiguous();
-  const auto finite_rows = torch::isfinite(x).all(1);
-  if (!finite_rows.all().item<bool>())
-    throw std::runtime_error(fmt::format("{}: non-finite features (NaN or Inf) for image {}", source,
-                                         (~finite_rows).nonzero()[0][0].item<int64_t>()));
+  auto x = finite_f64_rows(f, source);
+  if (x.size(0) <= k)
+    throw std::runtime_error(fmt::format("{}: {} images; precision/recall with k={} need at least {}", source, x.size(0), k, k + 1));
   return x;
 }
 

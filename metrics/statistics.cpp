@@ -42,18 +42,24 @@ void GaussianStats::validate() const {
 FeatureStats::FeatureStats(int64_t dims)
     : sum(torch::zeros({dims}, torch::kFloat64)), sum_outer(torch::zeros({dims, dims}, torch::kFloat64)) {}
 
+torch::Tensor finite_f64_rows(const torch::Tensor& x, const std::string& source, const char* what, int64_t first_image) {
+  if (x.dim() != 2)
+    throw std::runtime_error(fmt::format("{}: {} must be [N, D], got [{}]", source, what, fmt::join(x.sizes(), ", ")));
+  auto f64 = x.to(torch::kCPU, torch::kFloat64).contiguous();
+  const auto finite_rows = torch::isfinite(f64).all(1);
+  if (!finite_rows.all().item<bool>())
+    throw std::runtime_error(fmt::format("{}: non-finite {} (NaN or Inf) for image {}", source, what,
+                                         first_image + (~finite_rows).nonzero()[0][0].item<int64_t>()));
+  return f64;
+}
+
 void FeatureStats::add(const torch::Tensor& features, const std::string& where) {
   TORCH_CHECK(features.dim() == 2, "FeatureStats::add: expected [B, D], got ", features.sizes());
   if (!sum.defined()) *this = FeatureStats(features.size(1));
   if (features.size(1) != dims())
     throw std::runtime_error(fmt::format("{}: features of dimension {} added to statistics of dimension {}", where,
                                          features.size(1), dims()));
-  const auto x = features.to(torch::kCPU, torch::kFloat64);
-  const auto finite_rows = torch::isfinite(x).all(1);
-  if (!finite_rows.all().item<bool>()) {
-    const int64_t row = (~finite_rows).nonzero()[0][0].item<int64_t>();
-    throw std::runtime_error(fmt::format("{}: non-finite features (NaN or Inf) for image {}", where, n + row));
-  }
+  const auto x = finite_f64_rows(features, where, "features", n);
   sum.add_(x.sum(0));
   sum_outer.addmm_(x.t(), x);
   n += x.size(0);

@@ -40,6 +40,12 @@ struct FeatureStats {
   GaussianStats gaussian(const std::string& source) const;
 };
 
+// Per-image features or logits [N, D] as a contiguous CPU float64 matrix. Throws one line naming
+// `source` for another rank or a non-finite row (reported as image `first_image` + row: a NaN would
+// otherwise surface as a meaningless score). `what` names the rows' kind in that message.
+torch::Tensor finite_f64_rows(const torch::Tensor& x, const std::string& source, const char* what = "features",
+                              int64_t first_image = 0);
+
 // The cache layout of a run group: <group>/ attr n, datasets sum [D], sum_outer [D, D] (float64).
 void write_feature_stats(const h5::Group& group, const FeatureStats& stats);
 FeatureStats read_feature_stats(const h5::Group& group);

@@ -201,6 +201,8 @@ struct BadEngine {
   EngineParams params;
   const char* message;
 };
+// The test's name in ctest (gtest_discover_tests appends the printed parameter): the expected error.
+void PrintTo(const BadEngine& b, std::ostream* os) { *os << b.message; }
 
 class EngineErrors : public ::testing::TestWithParam<BadEngine> {};
 

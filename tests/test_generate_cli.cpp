@@ -69,6 +69,8 @@ struct BadInput {
   const char* args;
   const char* message;
 };
+// The test's name in ctest (gtest_discover_tests appends the printed parameter): the bad value.
+void PrintTo(const BadInput& b, std::ostream* os) { *os << b.message; }
 
 class GenerateCliErrors : public ::testing::TestWithParam<BadInput> {};
 

@@ -2,10 +2,12 @@
 #include <gtest/gtest.h>
 
 #include "harness/memory_probe.h"
+#include "tests/test_support.h"
 
 int main(int argc, char** argv) {
   varbench::keep_freed_memory_for_reuse();
   varbench::install_cpu_memory_tracking();
   ::testing::InitGoogleTest(&argc, argv);
+  varbench::testing::install_scratch_cleanup();
   return RUN_ALL_TESTS();
 }

@@ -11,6 +11,7 @@
 namespace varbench {
 namespace {
 
+using testing::RelativelyNear;
 using testing::fixture;
 using testing::run_varbench;
 
@@ -27,12 +28,6 @@ double value_of(const std::string& output, const std::string& label) {
   std::smatch m;
   if (!std::regex_search(output, m, std::regex("(^|\\n)" + label + ": ([-+0-9.eE]+)"))) return std::nan("");
   return std::stod(m[2]);
-}
-
-::testing::AssertionResult RelativelyNear(double actual, double expected, double tol) {
-  const double rel = std::abs(actual - expected) / std::max(std::abs(expected), 1e-300);
-  if (rel <= tol) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << actual << " vs " << expected << ": relative " << rel << " > " << tol;
 }
 
 // The error line of a failed command: exactly one, naming what is asked for.

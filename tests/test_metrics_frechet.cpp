@@ -13,6 +13,8 @@
 namespace varbench {
 namespace {
 
+using testing::RelativelyNear;
+using testing::error_of;
 using metrics::FeatureStats;
 using metrics::GaussianStats;
 using testing::AllCloseRelative;
@@ -38,21 +40,6 @@ FeatureStats stats_of(const torch::Tensor& x, int64_t batch = 500) {
   FeatureStats s(x.size(1));
   for (int64_t i = 0; i < x.size(0); i += batch) s.add(x.slice(0, i, std::min(i + batch, x.size(0))), "test");
   return s;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
-
-::testing::AssertionResult RelativelyNear(double actual, double expected, double tol) {
-  const double rel = std::abs(actual - expected) / std::max(std::abs(expected), 1e-300);
-  if (rel <= tol) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << actual << " vs " << expected << ": relative " << rel << " > " << tol;
 }
 
 class Frechet : public ::testing::TestWithParam<metrics::linalg::Backend> {

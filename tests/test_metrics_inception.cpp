@@ -16,6 +16,7 @@
 namespace varbench {
 namespace {
 
+using testing::error_of;
 using testing::AllCloseRelative;
 using testing::fixture;
 
@@ -32,15 +33,6 @@ std::string weights_path() { return fixture("inception/inception_random.safetens
 metrics::FidInception& net() {
   static metrics::FidInception n = metrics::load_fid_inception(weights_path());
   return n;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
 }
 
 class InceptionParity : public ::testing::TestWithParam<std::string> {

@@ -13,16 +13,8 @@
 namespace varbench {
 namespace {
 
+using testing::error_of;
 using testing::fixture;
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
 
 metrics::FidInception& no_network() {
   throw std::runtime_error("the network was asked for");

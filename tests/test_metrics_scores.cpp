@@ -14,6 +14,8 @@
 namespace varbench {
 namespace {
 
+using testing::RelativelyNear;
+using testing::error_of;
 using testing::AllCloseRelative;
 using testing::fixture;
 
@@ -27,21 +29,6 @@ double scalar(const std::string& key) { return fx().tensor(key).item<double>(); 
 std::vector<int64_t> as_vector(const torch::Tensor& t) {
   const auto c = t.contiguous();
   return {c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel()};
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
-
-::testing::AssertionResult RelativelyNear(double actual, double expected, double tol) {
-  const double rel = std::abs(actual - expected) / std::max(std::abs(expected), 1e-300);
-  if (rel <= tol) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << actual << " vs " << expected << ": relative " << rel << " > " << tol;
 }
 
 TEST(NumpyLegacyRandom, PermutationAndChoiceEqualNumpy) {

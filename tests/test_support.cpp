@@ -1,7 +1,10 @@
 #include "tests/test_support.h"
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include <unistd.h>
@@ -20,6 +23,21 @@ CommandResult run_command(const std::string& command) {
   return r;
 }
 
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+::testing::AssertionResult RelativelyNear(double actual, double expected, double tol) {
+  const double rel = std::abs(actual - expected) / std::max(std::abs(expected), 1e-300);
+  if (rel <= tol) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << actual << " vs " << expected << ": relative " << rel << " > " << tol;
+}
+
 std::string temp_dir(const std::string& name) {
   // Unique per test and process: ctest -j runs tests of one suite in parallel processes.
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
@@ -30,7 +48,32 @@ std::string temp_dir(const std::string& name) {
   const auto dir = std::filesystem::path(VARBENCH_FIXTURE_DIR).parent_path() / "tmp" / unique;
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
+  if (info) created_temp_dirs().push_back(dir.string());
   return dir.string();
+}
+
+std::vector<std::string>& created_temp_dirs() {
+  static std::vector<std::string> dirs;
+  return dirs;
+}
+
+namespace {
+// A passing test's scratch files are removed (a full run otherwise leaves ~1.5 GB in the build tree);
+// a failing test's stay for inspection, and the failure message names their paths.
+class RemoveScratchOfPassedTests : public ::testing::EmptyTestEventListener {
+  void OnTestEnd(const ::testing::TestInfo& info) override {
+    auto& dirs = created_temp_dirs();
+    if (info.result()->Passed() && !std::getenv("VARBENCH_KEEP_TEST_FILES")) {
+      std::error_code ignored;
+      for (const auto& dir : dirs) std::filesystem::remove_all(dir, ignored);
+    }
+    dirs.clear();
+  }
+};
+}  // namespace
+
+void install_scratch_cleanup() {
+  ::testing::UnitTest::GetInstance()->listeners().Append(new RemoveScratchOfPassedTests);
 }
 
 }  // namespace varbench::testing

@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "engines/model/safetensors.h"
 
@@ -44,6 +46,15 @@ struct CommandResult {
 };
 CommandResult run_command(const std::string& command);
 inline CommandResult run_varbench(const std::string& args) { return run_command(std::string(VARBENCH_BINARY) + " " + args); }
+// The message of the exception f throws, or "" when it throws none.
+std::string error_of(const std::function<void()>& f);
+
+// |actual - expected| <= tol * |expected|, with both values in the failure message.
+::testing::AssertionResult RelativelyNear(double actual, double expected, double tol);
+
 std::string temp_dir(const std::string& name);  // a fresh empty directory under the build tree, unique per test
+std::vector<std::string>& created_temp_dirs();   // this test's directories from temp_dir
+// Removes a passed test's temp_dir directories when it ends (VARBENCH_KEEP_TEST_FILES=1 keeps them).
+void install_scratch_cleanup();
 
 }  // namespace varbench::testing

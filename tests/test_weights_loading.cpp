@@ -13,17 +13,9 @@
 namespace varbench {
 namespace {
 
+using testing::error_of;
 using testing::fixture;
 using testing::temp_dir;
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
 
 void write_raw(const std::string& path, const std::string& header, const std::string& data) {
   std::ofstream out(path, std::ios::binary);
