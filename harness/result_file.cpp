@@ -131,6 +131,7 @@ void ResultFile::commit(RunWriter& writer, const RunRecord& record, const Proven
   writer.close();
   move_into_result(partial, record.spec.id, provenance);
   fs::remove(partial);
+  remove_partial_dir_if_empty();
 }
 
 void ResultFile::record_failure(const RunRecord& record, const Provenance& provenance) const {
@@ -142,6 +143,12 @@ void ResultFile::record_failure(const RunRecord& record, const Provenance& prove
   }
   move_into_result(partial, record.spec.id, provenance);
   fs::remove(partial);
+  remove_partial_dir_if_empty();
+}
+
+void ResultFile::remove_partial_dir_if_empty() const {
+  std::error_code not_empty;  // remove() of a non-empty folder fails, which is what we want then
+  fs::remove(partial_dir(path_), not_empty);
 }
 
 void ResultFile::move_into_result(const std::string& partial, const std::string& run_id, const Provenance& provenance) const {

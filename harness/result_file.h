@@ -48,6 +48,8 @@ class ResultFile {
 
  private:
   void move_into_result(const std::string& partial, const std::string& run_id, const Provenance& provenance) const;
+  // The staging folder goes once no run is in it (it holds only the run in flight).
+  void remove_partial_dir_if_empty() const;
   std::string path_, experiment_path_, experiment_text_;
 };
 

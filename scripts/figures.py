@@ -196,10 +196,10 @@ def fig1(runs, out, formats, manifest, notes):
         ax.scatter([p[0] for p in paper], [p[1] for p in paper], marker="x", color="C3", label="paper (Table 1)")
         for x, y, k in paper:
             ax.annotate(k, (x, y), fontsize=7, color="C3")
+        ax.legend()
     ax.set_xlabel("FID (lower is better)")
     ax.set_ylabel("speed-up over the baseline")
     ax.set_title("Speed-up against FID")
-    ax.legend()
     save(fig, out, "fig1_speedup_vs_fid", formats, manifest, [ax.get_title()])
 
 
