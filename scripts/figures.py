@@ -377,7 +377,7 @@ def main(argv=None):
     print(table6)
     for n in notes:
         print(f"figures.py: skipped {n}")
-    print(f"figures.py: {len(manifest)} files written to {out}")
+    print(f"figures.py: {len(manifest)} figures and tables written to {out} (figures.json lists the files)")
 
 
 if __name__ == "__main__":
