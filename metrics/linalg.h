@@ -1,13 +1,17 @@
 #pragma once
 // The float64 linear algebra behind the Frechet distance, on the LAPACK/BLAS that libtorch itself links.
 //
-// The eigenvalues of a dense symmetric matrix dominate the cost of an FID. LAPACK's one-stage
-// tridiagonal reduction (dsytrd, behind torch::linalg_eigvalsh) spends half its flops in matrix-vector
-// products that are bound by memory bandwidth; reducing to a band matrix first with blocked BLAS3
-// (dsytrd_sy2sb) and then solving the band problem (dsbev) needs the same eigenvalues at about half the
-// time here (d = 2048, 2 threads). Those routines are not part of libtorch's API, so they are looked up
-// at run time in the process's LAPACK (the one libtorch was linked against); when a libtorch build has
-// none (e.g. MKL linked statically), the libtorch routines are used. Every result is float64 on CPU.
+// An FID with a cached reference factor L costs the congruence L^T S L and the eigenvalues of the result.
+// The congruence goes to LAPACK's dsygst, which uses the symmetry of S (about half the flops of two
+// triangular products). For the eigenvalues, LAPACK's one-stage tridiagonal reduction (dsytrd, behind
+// torch::linalg_eigvalsh) spends half its flops in memory-bound matrix-vector products; the two-stage
+// route (blocked dsytrd_sy2sb to a band matrix, then dsbev) avoids that but its band stage is sequential.
+// Measured on the 2-core development VM, d = 2048, 2 threads, idle (tests/benchmarks/bench_metrics):
+// eigenvalues 357 ms one-stage vs 366-427 ms two-stage; with 4 other processes on the 2 cores the helper
+// that wrote the band route saw the two-stage route ahead. kAuto takes dsygst + the one-stage solver,
+// the better on an idle machine. The LAPACK routines are not part of libtorch's API: they are looked up at
+// run time in the process's LAPACK (the one libtorch links); without them (e.g. MKL linked statically)
+// the libtorch routines are used. Every result is float64 on CPU.
 #include <torch/torch.h>
 
 #include <string>
@@ -15,9 +19,9 @@
 namespace varbench::metrics::linalg {
 
 enum class Backend {
-  kAuto,     // the band route when the process's LAPACK provides it, else libtorch
-  kBand,     // dsytrd_sy2sb + dsbev; dtrmm for triangular products (throws when unavailable)
-  kLibtorch  // torch::linalg_eigvalsh (dsyevd) and torch::mm
+  kAuto,     // dsygst (else dtrmm, else torch::mm) for the congruence, torch::linalg_eigvalsh (dsyevd)
+  kBand,     // as kAuto, but the two-stage dsytrd_sy2sb + dsbev for eigenvalues (throws when unavailable)
+  kLibtorch  // torch::mm and torch::linalg_eigvalsh only
 };
 void set_backend(Backend backend);  // for benchmarks and tests; the default is kAuto
 bool band_route_available();

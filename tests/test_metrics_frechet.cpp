@@ -112,9 +112,14 @@ TEST_P(Frechet, SpatialFeaturesSfid) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, Frechet,
-                         ::testing::Values(metrics::linalg::Backend::kBand, metrics::linalg::Backend::kLibtorch),
+                         ::testing::Values(metrics::linalg::Backend::kAuto, metrics::linalg::Backend::kBand,
+                                           metrics::linalg::Backend::kLibtorch),
                          [](const auto& info) {
-                           return info.param == metrics::linalg::Backend::kBand ? std::string("lapack_band") : std::string("libtorch");
+                           switch (info.param) {
+                             case metrics::linalg::Backend::kAuto: return std::string("dsygst_dsyevd");
+                             case metrics::linalg::Backend::kBand: return std::string("lapack_band");
+                             default: return std::string("libtorch");
+                           }
                          });
 
 TEST(FrechetLinalg, BandEigenvaluesEqualLibtorchEigenvalues) {
