@@ -52,6 +52,15 @@ int run_command(const RunOptions& o) {
     for (const auto& r : x.runs)
       std::cout << fmt::format("  {:>3} {}  [{} {} batch {}] {}\n", r.index, r.id, o.device.empty() ? r.device : o.device, r.dtype,
                                r.batch_size, r.settings_json());
+    std::vector<std::string> absent;
+    auto models = x.models;
+    models.push_back(x.vqvae);
+    for (const auto& m : models)
+      if (!o.random_init && !m.checkpoint.empty() && !std::filesystem::exists(m.checkpoint))
+        absent.push_back(fmt::format("{} ({})", m.checkpoint, m.name.empty() ? "vqvae" : m.name));
+    if (!absent.empty())
+      std::cout << fmt::format("missing checkpoints (the runs that use them would fail; --random-init runs them with random weights): {}\n",
+                               fmt::join(absent, ", "));
     return 0;
   }
   ResultFile results(out, o.experiment, x.toml_text);

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdlib>
+#include <filesystem>
 #include <limits>
 
 #include <fmt/format.h>
@@ -59,6 +60,16 @@ struct LoadedGroup {
   std::string vqvae_error;
 };
 
+// Why a model did not load, in one line; an absent checkpoint file says so and names the way out.
+std::string load_failure(const ModelSpec& spec, const std::exception& e, bool random_override) {
+  if (!random_override && !spec.checkpoint.empty() && !std::filesystem::exists(spec.checkpoint))
+    return fmt::format("{}: no such checkpoint file{}", spec.checkpoint,
+                       spec.config.empty() ? std::string()
+                                           : fmt::format(" (--random-init runs the experiment with random weights of '{}': speed and memory only)",
+                                                         spec.config));
+  return one_line(e);
+}
+
 LoadedGroup load_group(const Experiment& x, const std::string& device_name, const std::string& dtype, bool random_override) {
   LoadedGroup g;
   g.device_name = device_name;
@@ -76,7 +87,7 @@ LoadedGroup load_group(const Experiment& x, const std::string& device_name, cons
       place(*m, g.device, g.models.policy.weight_dtype);
       g.models.transformers.emplace(spec.name, m);
     } catch (const std::exception& e) {
-      g.models.load_errors[spec.name] = one_line(e);
+      g.models.load_errors[spec.name] = load_failure(spec, e, random_override);
     }
   }
   try {
@@ -84,7 +95,7 @@ LoadedGroup load_group(const Experiment& x, const std::string& device_name, cons
     place(*v, g.device, torch::kFloat32);
     g.models.vqvae = v;
   } catch (const std::exception& e) {
-    g.vqvae_error = one_line(e);
+    g.vqvae_error = load_failure(x.vqvae, e, random_override);
   }
   return g;
 }

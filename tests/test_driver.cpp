@@ -145,11 +145,20 @@ draft_steps = 12
 name = "missing"
 type = "single"
 model = "gone"
-)") + "[models.gone]\ncheckpoint = \"/nonexistent/var_d99.safetensors\"\n";
+)") + "[models.gone]\ncheckpoint = \"/nonexistent/var_d99.safetensors\"\nconfig = \"tiny-d2\"\n";
+  const auto dry = run_varbench("run " + write(dir, toml) + " --dry-run");
+  EXPECT_EQ(dry.exit_code, 0) << dry.output;
+  EXPECT_NE(dry.output.find("missing checkpoints (the runs that use them would fail; --random-init runs them with random weights): "
+                            "/nonexistent/var_d99.safetensors (gone)"),
+            std::string::npos)
+      << dry.output;
   const auto r = run_varbench("run " + write(dir, toml) + " --out " + dir + "/r.h5 --threads 2");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("draft_steps = 12 is outside 1..9"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("/nonexistent/var_d99.safetensors: cannot open"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("/nonexistent/var_d99.safetensors: no such checkpoint file (--random-init runs the experiment with "
+                          "random weights of 'tiny-d2': speed and memory only)"),
+            std::string::npos)
+      << r.output;
   h5::File f(dir + "/r.h5", h5::File::Mode::kReadOnly);
   auto runs = f.root().group("runs");
   EXPECT_EQ(runs.group("large").attr_string("status"), "completed");
