@@ -68,6 +68,11 @@ class ParamReader {
   std::vector<std::string> used_;
 };
 
+// One model over the scale loop (engines/single.cpp): `single`, and the baselines that are the same loop
+// with options (early exit, guidance cutoff, token pruning) build on it under their own type name.
+std::unique_ptr<Engine> make_single_model_engine(const std::string& type, const std::string& model, const ModelSet& models,
+                                                 const SingleLoopOptions& options);
+
 // Every engine type, with a one-line description (for --help and errors).
 std::vector<std::pair<std::string, std::string>> engine_types();
 // Builds an engine; throws naming the engine type, key and value for bad parameters or unknown models.

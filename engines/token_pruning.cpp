@@ -8,9 +8,6 @@
 
 namespace varbench {
 
-std::unique_ptr<Engine> make_single_model_engine(const std::string& type, const std::string& model, const ModelSet& models,
-                                                 const SingleLoopOptions& options);
-
 std::unique_ptr<Engine> make_token_pruning_engine(ParamReader& p, const ModelSet& models) {
   const auto model = p.text("model");
   const int64_t S = models.get(model, "model")->arch().schedule.num_scales();

@@ -38,6 +38,14 @@ std::string error_of(const std::function<void()>& f) {
   return ::testing::AssertionFailure() << actual << " vs " << expected << ": relative " << rel << " > " << tol;
 }
 
+namespace {
+// The directories temp_dir made for the running test (removed when it passes).
+std::vector<std::string>& created_temp_dirs() {
+  static std::vector<std::string> dirs;
+  return dirs;
+}
+}  // namespace
+
 std::string temp_dir(const std::string& name) {
   // Unique per test and process: ctest -j runs tests of one suite in parallel processes.
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
@@ -50,11 +58,6 @@ std::string temp_dir(const std::string& name) {
   std::filesystem::create_directories(dir);
   if (info) created_temp_dirs().push_back(dir.string());
   return dir.string();
-}
-
-std::vector<std::string>& created_temp_dirs() {
-  static std::vector<std::string> dirs;
-  return dirs;
 }
 
 namespace {

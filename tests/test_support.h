@@ -53,7 +53,6 @@ std::string error_of(const std::function<void()>& f);
 ::testing::AssertionResult RelativelyNear(double actual, double expected, double tol);
 
 std::string temp_dir(const std::string& name);  // a fresh empty directory under the build tree, unique per test
-std::vector<std::string>& created_temp_dirs();   // this test's directories from temp_dir
 // Removes a passed test's temp_dir directories when it ends (VARBENCH_KEEP_TEST_FILES=1 keeps them).
 void install_scratch_cleanup();
 
