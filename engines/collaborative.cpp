@@ -31,7 +31,7 @@ class CollaborativeEngine : public Engine {
   std::string type() const override { return "collaborative"; }
   std::vector<std::string> models_used() const override { return {drafter_name_, refiner_name_}; }
 
-  BatchResult run(const GenerationRequest& request, ScaleObserver& observer) override {
+  BatchResult generate(const GenerationRequest& request, ScaleObserver& observer) override {
     const auto& sched = drafter_->arch().schedule;
     const int64_t S = sched.num_scales(), N = draft_steps_, B = request.labels.size(0);
     const auto device = drafter_->pos_1LC.device();

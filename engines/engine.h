@@ -48,7 +48,14 @@ class Engine {
   virtual std::vector<std::string> models_used() const = 0;
   // The model whose architecture fixes the output shapes (scale schedule, image size).
   virtual std::string shape_model() const { return models_used().front(); }
-  virtual BatchResult run(const GenerationRequest& request, ScaleObserver& observer) = 0;
+  // Generates one batch under inference mode (no autograd graph, no version counters, whoever calls).
+  BatchResult run(const GenerationRequest& request, ScaleObserver& observer) {
+    c10::InferenceMode inference;
+    return generate(request, observer);
+  }
+
+ protected:
+  virtual BatchResult generate(const GenerationRequest& request, ScaleObserver& observer) = 0;
 };
 
 // Reads an engine's parameters, rejecting unknown keys and wrong types with the key's name.

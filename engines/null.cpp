@@ -12,7 +12,7 @@ class NullEngine : public Engine {
   std::string type() const override { return "null"; }
   std::vector<std::string> models_used() const override { return {}; }
   std::string shape_model() const override { return model_name_; }
-  BatchResult run(const GenerationRequest& request, ScaleObserver& observer) override {
+  BatchResult generate(const GenerationRequest& request, ScaleObserver& observer) override {
     const int64_t B = request.labels.size(0);
     GenerationState state(B, arch_.schedule.sides, arch_.code_dim, device_);
     for (int64_t s = 0; s < arch_.schedule.num_scales(); ++s) {

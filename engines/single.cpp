@@ -12,7 +12,7 @@ class SingleModelEngine : public Engine {
         vqvae_(models.vqvae), policy_(models.policy), options_(options) {}
   std::string type() const override { return type_; }
   std::vector<std::string> models_used() const override { return {model_name_}; }
-  BatchResult run(const GenerationRequest& request, ScaleObserver& observer) override {
+  BatchResult generate(const GenerationRequest& request, ScaleObserver& observer) override {
     int64_t kv_bytes = 0;
     auto state = run_single_loop(model_, vqvae_, request, policy_, options_, &observer, &kv_bytes);
     return BatchResult{std::move(state), kv_bytes};

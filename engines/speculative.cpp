@@ -73,7 +73,7 @@ class SpeculativeEngine : public Engine {
   std::string type() const override { return "speculative"; }
   std::vector<std::string> models_used() const override { return {draft_name_, target_name_}; }
 
-  BatchResult run(const GenerationRequest& request, ScaleObserver& observer) override {
+  BatchResult generate(const GenerationRequest& request, ScaleObserver& observer) override {
     const auto& sched = target_->arch().schedule;
     const int64_t S = sched.num_scales(), B = request.labels.size(0);
     const auto device = target_->pos_1LC.device();

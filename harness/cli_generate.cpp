@@ -81,7 +81,7 @@ int run_generate(const GenerateOptions& o) {
   if (o.batch_size < 1) throw std::runtime_error(fmt::format("--batch-size {}: must be >= 1", o.batch_size));
 
   h5::File file(o.out, h5::File::Mode::kCreate);
-  const auto provenance = collect_provenance(device);
+  const auto provenance = collect_provenance(device, policy.compute_dtype());
   write_provenance(file.root(), provenance);
   file.root().set_attr("schema_version", int64_t{1});
   auto root = file.root().create_group("runs/generate");

@@ -12,6 +12,7 @@
 
 #include "harness/commands.h"
 #include "harness/device/device.h"
+#include "harness/io/file_lock.h"
 #include "harness/io/hdf5.h"
 #include "harness/io/image_files.h"
 #include "harness/progress.h"
@@ -244,6 +245,7 @@ int run_score(const ScoreOptions& o) {
   if (ref.pool3_features.defined() && ref.pool3_features.size(0) > 3)
     ref_radii = metrics::manifold_radii(ref.pool3_features, ref.name, 3, progress_bar("reference manifold"));
 
+  FileLock lock(o.results);  // `score` writes metrics into the result file: never beside a running sweep
   h5::File file(o.results, h5::File::Mode::kReadWrite);
   const auto root = file.root();
   if (!root.has("runs")) throw std::runtime_error(o.results + ": no /runs group (not a varbench result file)");

@@ -41,7 +41,7 @@ int report_command(const ReportOptions& o) {
   if (o.no_figures) return 0;
   const char* python = std::getenv("VARBENCH_PYTHON");
   const auto script = std::filesystem::path(build_info::kSourceDir) / "scripts" / "figures.py";
-  std::string cmd = fmt::format("{} {}", python ? python : "/usr/bin/python3", quote(script.string()));
+  std::string cmd = fmt::format("{} {}", python ? python : build_info::kPython, quote(script.string()));
   for (const auto& p : o.results) cmd += " " + quote(p);
   if (!o.out.empty()) cmd += " --out " + quote(o.out);
   std::cout.flush();

@@ -22,6 +22,7 @@ namespace {
 struct RunOptions {
   std::string experiment, out, format = "md", device, shard;
   bool random_init = false, fresh = false, quiet = false, dry_run = false;
+  std::vector<std::string> rerun;
   int threads = -1;
 };
 
@@ -30,6 +31,7 @@ std::string context_json(const Provenance& p, const std::string& experiment) {
                    {"executable", "varbench"},         {"num_cpus", std::thread::hardware_concurrency()},
                    {"library_build_type", p.build_type}, {"varbench_git_revision", p.git_revision},
                    {"libtorch_version", p.libtorch_version}, {"cuda_version", p.cuda_version},
+                   {"cudnn_version", p.cudnn_version}, {"blas", p.blas}, {"attention_backend", p.attention_backend},
                    {"device_name", p.device_name},     {"threads", p.threads},
                    {"experiment", experiment}};
   return j.dump();
@@ -40,7 +42,8 @@ int run_command(const RunOptions& o) {
   if (o.threads >= 0) x.threads = o.threads;
   const auto shard = detect_shard(o.shard);
   std::string out = o.out.empty() ? x.out : o.out;
-  if (shard.sharded() && o.out.empty()) {
+  // A shard writes its own file, named after the shard, with or without --out: shards never share one.
+  if (shard.sharded()) {
     const auto p = std::filesystem::path(out);
     out = (p.parent_path() / fmt::format("{}.shard-{}-of-{}{}", p.stem().string(), shard.index, shard.count, p.extension().string())).string();
   }
@@ -67,6 +70,7 @@ int run_command(const RunOptions& o) {
   DriverOptions d;
   d.random_override = o.random_init;
   d.fresh = o.fresh;
+  d.rerun = std::set<std::string>(o.rerun.begin(), o.rerun.end());
   d.device_override = o.device;
   d.shard_index = shard.index;
   d.shard_count = shard.count;
@@ -75,7 +79,17 @@ int run_command(const RunOptions& o) {
     std::cerr << fmt::format("varbench run: {} ({} runs{}) -> {}\n", o.experiment, x.runs.size(),
                              shard.sharded() ? fmt::format(", shard {}/{} from {}", shard.index, shard.count, shard.source) : "", out);
   const auto outcome = run_experiment(x, d, results);
-  const auto records = std::filesystem::exists(out) ? read_run_records(out) : outcome.records;
+  // The table shows the runs this experiment asks for; others the file holds (of an earlier version of
+  // the experiment) are named, never mixed in.
+  std::set<std::string> requested;
+  for (const auto& r : x.runs) requested.insert(r.id);
+  std::vector<RunRecord> records;
+  for (auto& r : std::filesystem::exists(out) ? read_run_records(out) : outcome.records)
+    if (requested.count(r.spec.id)) records.push_back(std::move(r));
+  if (!outcome.stale.empty())
+    std::cerr << fmt::format("varbench run: {} also holds {} run{} this experiment does not ask for (not in the table; "
+                             "`varbench report` shows them): {}\n",
+                             out, outcome.stale.size(), outcome.stale.size() > 1 ? "s" : "", fmt::join(outcome.stale, ", "));
   const auto rows = report_rows(records, x.baseline);
   std::cout << format_report(rows, format, records, context_json(collect_provenance(torch::kCPU), o.experiment));
   if (!o.quiet)
@@ -96,7 +110,8 @@ void register_run_command(CLI::App& app, CommandAction& action) {
   cmd->add_option("--device", o->device, "Override every run's device (cpu, cuda, cuda:N, auto)");
   cmd->add_option("--shard", o->shard, "Run shard I/N of every run's images (default: from Slurm or torchrun variables)");
   cmd->add_option("--threads", o->threads, "CPU threads (0 = all cores; default: the experiment's)");
-  cmd->add_flag("--fresh", o->fresh, "Rerun runs the result file already holds");
+  cmd->add_flag("--fresh", o->fresh, "Rerun every run the result file already holds");
+  cmd->add_option("--rerun", o->rerun, "Rerun this run (by name) even where the result file holds it; repeatable");
   cmd->add_flag("--dry-run", o->dry_run, "List the runs with their settings and exit");
   cmd->add_flag("--quiet", o->quiet, "No progress or summary on stderr");
   cmd->callback([o, &action] { action = [o] { return run_command(*o); }; });

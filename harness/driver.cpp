@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
+#include <map>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -16,6 +18,7 @@
 #include "harness/image_plan.h"
 #include "harness/memory_probe.h"
 #include "harness/progress.h"
+#include "harness/run_identity.h"
 #include "harness/provenance.h"
 
 namespace varbench {
@@ -220,7 +223,52 @@ void execute_run(const Experiment& x, const RunSpec& run, LoadedGroup& group, En
   rec.peak_bytes = rec.weights_bytes + allocated;
   rec.activations_bytes = std::max<int64_t>(0, allocated - kv_peak);
   rec.peak_rss_bytes = probe.peak_rss_bytes();
-  results.commit(*writer, rec, collect_provenance(device));
+  results.commit(*writer, rec, collect_provenance(device, models.policy.compute_dtype()));
+}
+
+// The runs of the file that are reused: completed with the identity requested now. Any other completed
+// run of the same name stops the sweep before it starts (one message naming every such run and what
+// differs), unless --fresh or --rerun replaces it. Runs of the file that the experiment no longer asks for
+// go to `stale`.
+std::set<std::string> reusable_runs(const Experiment& x, const DriverOptions& o, const ResultFile& results,
+                                    const std::map<std::string, std::string>& identities, std::vector<std::string>& stale) {
+  for (const auto& name : o.rerun)
+    if (!identities.count(name)) {
+      std::vector<std::string> names;
+      for (const auto& run : x.runs) names.push_back(run.id);
+      throw std::runtime_error(fmt::format("--rerun {}: {} has no such run (its runs: {})", name, x.path, fmt::join(names, ", ")));
+    }
+  std::set<std::string> reuse;
+  std::vector<std::string> conflicts;
+  for (const auto& [id, stored] : results.stored_runs()) {
+    const auto requested = identities.find(id);
+    if (requested == identities.end()) {
+      stale.push_back(id);
+      continue;
+    }
+    if (o.fresh || o.rerun.count(id) || stored.status != "completed") continue;
+    if (stored.identity_json.empty()) {
+      conflicts.push_back(fmt::format("run '{}' was made by a varbench that recorded no run identity", id));
+      continue;
+    }
+    RunIdentity old_identity;
+    try {
+      old_identity = parse_identity_json(stored.identity_json);
+    } catch (const std::exception&) {
+      conflicts.push_back(fmt::format("run '{}' has a damaged identity_json attribute", id));
+      continue;
+    }
+    const auto differences = identity_differences(old_identity, parse_identity_json(requested->second));
+    if (differences.empty())
+      reuse.insert(id);
+    else
+      conflicts.push_back(fmt::format("run '{}' was made with {}", id, fmt::join(differences, ", ")));
+  }
+  if (!conflicts.empty())
+    throw std::runtime_error(fmt::format("{} holds runs other than the ones asked for: {}; nothing was run: --fresh replaces "
+                                         "every run, --rerun NAME one, or write to another --out",
+                                         results.path(), fmt::join(conflicts, "; ")));
+  return reuse;
 }
 
 }  // namespace
@@ -228,9 +276,16 @@ void execute_run(const Experiment& x, const RunSpec& run, LoadedGroup& group, En
 SweepOutcome run_experiment(const Experiment& x, const DriverOptions& o, const ResultFile& results) {
   if (o.shard_count < 1 || o.shard_index < 0 || o.shard_index >= o.shard_count)
     throw std::runtime_error(fmt::format("shard {}/{} is not a valid shard (0 <= I < N)", o.shard_index, o.shard_count));
-  configure_threads(static_cast<int>(x.threads));
+  IdentityContext context;
+  context.threads = configure_threads(static_cast<int>(x.threads));
+  context.shard_index = o.shard_index;
+  context.shard_count = o.shard_count;
+  context.random_override = o.random_override;
+  context.device_override = o.device_override;
   SweepOutcome out;
-  const auto completed = o.fresh ? std::set<std::string>{} : results.completed_runs();
+  std::map<std::string, std::string> identities;  // run id -> identity_json
+  for (const auto& run : x.runs) identities[run.id] = identity_json(run_identity(x, run, context));
+  const auto completed = reusable_runs(x, o, results, identities, out.stale);
   const auto plan = plan_images(x.classes, x.images_per_class);
 
   // Batches go to shards whole (batch k to shard k % count), so that every image is computed in the
@@ -260,6 +315,7 @@ SweepOutcome run_experiment(const Experiment& x, const DriverOptions& o, const R
     }
     RunRecord rec;
     rec.spec = run;
+    rec.identity_json = identities.at(run.id);
     if (!o.device_override.empty()) rec.spec.device = o.device_override;
     try {
       if (!group || group->device_name != rec.spec.device || group->dtype != rec.spec.dtype) {

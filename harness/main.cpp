@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   varbench::install_cpu_memory_tracking();  // before any tensor exists
   varbench::set_command_line(argc, argv);
   CLI::App app{"varbench: a research harness for Visual AutoRegressive (VAR) image generators"};
+  app.set_version_flag("--version", [] { return varbench::version_text(); });
   app.require_subcommand(1);
   varbench::CommandAction action;
   varbench::register_generate_command(app, action);

@@ -10,7 +10,10 @@
 
 #include "harness/experiment.h"
 #include "harness/image_plan.h"
+#include "harness/io/file_lock.h"
 #include "harness/io/hdf5.h"
+#include "harness/result_file.h"
+#include "harness/run_identity.h"
 #include "harness/sample_writer.h"
 
 namespace varbench {
@@ -97,15 +100,6 @@ MergeSummary merge_results(const std::string& out, const std::vector<std::string
   std::vector<std::unique_ptr<h5::File>> files;
   for (const auto& p : shard_paths) files.push_back(std::make_unique<h5::File>(p, h5::File::Mode::kReadOnly));
 
-  // One experiment, and its plan of images.
-  const auto toml = files[0]->root().attr_string("experiment_toml");
-  for (size_t k = 1; k < files.size(); ++k)
-    if (files[k]->root().attr_string("experiment_toml") != toml)
-      throw std::runtime_error(fmt::format("{}: comes from another experiment file than {}", shard_paths[k], shard_paths[0]));
-  const auto experiment = parse_experiment(toml, files[0]->root().attr_string("experiment_file"));
-  const auto plan = plan_images(experiment.classes, experiment.images_per_class);
-  const int64_t total = plan.size();
-
   // Runs by id, in every shard.
   std::map<std::string, std::vector<std::string>> groups;  // run id -> group name per shard
   for (size_t k = 0; k < files.size(); ++k) {
@@ -121,6 +115,40 @@ MergeSummary merge_results(const std::string& out, const std::vector<std::string
     }
   }
 
+  // Each run was made with the same settings in every shard (its identity, less the shard), named otherwise.
+  for (const auto& [id, names] : groups) {
+    RunIdentity first;
+    size_t first_file = 0;
+    for (size_t k = 0, n = 0; k < files.size(); ++k) {
+      const auto path = "runs/" + run_group_name(id);
+      if (!files[k]->root().has(path)) continue;
+      const auto g = files[k]->root().group(path);
+      if (!g.has_attr("identity_json"))
+        throw std::runtime_error(fmt::format("{}: run '{}' was made by a varbench that recorded no run identity; rerun that shard",
+                                             shard_paths[k], id));
+      const auto identity = parse_identity_json(g.attr_string("identity_json"));
+      if (n++ == 0) {
+        first = identity;
+        first_file = k;
+        continue;
+      }
+      const auto differences = identity_differences(first, identity, {"shard"});
+      if (!differences.empty())
+        throw std::runtime_error(fmt::format("run '{}' was made with other settings in {} than in {}: {}", id, shard_paths[k],
+                                             shard_paths[first_file], fmt::join(differences, ", ")));
+    }
+  }
+
+  // One experiment, and its plan of images.
+  const auto toml = files[0]->root().attr_string("experiment_toml");
+  for (size_t k = 1; k < files.size(); ++k)
+    if (files[k]->root().attr_string("experiment_toml") != toml)
+      throw std::runtime_error(fmt::format("{}: comes from another experiment file than {}", shard_paths[k], shard_paths[0]));
+  const auto experiment = parse_experiment(toml, files[0]->root().attr_string("experiment_file"));
+  const auto plan = plan_images(experiment.classes, experiment.images_per_class);
+  const int64_t total = plan.size();
+
+  FileLock lock(out);
   h5::File merged(out, h5::File::Mode::kCreate);
   auto root = merged.root();
   copy_attrs(files[0]->root(), root);
@@ -168,6 +196,11 @@ MergeSummary merge_results(const std::string& out, const std::vector<std::string
     copy_attrs(first, g);
     g.set_attr("num_images", total);
     g.set_attr("merged_shards", static_cast<int64_t>(files.size()));
+    // The merged run is no shard: its identity says what it is, so that resuming it as an unsharded run
+    // (whose timings would come from one process) is refused rather than taken as done.
+    auto identity = parse_identity_json(first.attr_string("identity_json"));
+    identity["shard"] = fmt::format("merged from {} shards", files.size());
+    g.set_attr("identity_json", identity_json(identity));
 
     // Samples, in global image order.
     const auto rows = static_cast<uint64_t>(std::min<int64_t>(total, 1024));

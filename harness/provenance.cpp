@@ -1,13 +1,17 @@
 #include "harness/provenance.h"
 
+#include <ATen/Context.h>
+#include <ATen/Version.h>
 #include <torch/version.h>
 #include <unistd.h>
 
 #include <ctime>
+#include <fstream>
 #include <thread>
 
 #include <fmt/format.h>
 
+#include "engines/model/torch_compat.h"
 #include "harness/device/device.h"
 #include "varbench/build_info.h"
 
@@ -36,7 +40,31 @@ void set_command_line(int argc, char** argv) {
 }
 const std::string& command_line() { return command_line_storage(); }
 
-Provenance collect_provenance(torch::Device device) {
+namespace {
+// libtorch's own BLAS_INFO (Debian's says "generic": whatever libblas.so.3 points to) and the BLAS shared
+// library actually mapped into this process, which decides GEMM speed (reference BLAS is ~20x slower).
+std::string blas_description() {
+  const std::string config = at::show_config();
+  std::string info = "unknown";
+  if (auto at = config.find("BLAS_INFO="); at != std::string::npos)
+    info = config.substr(at + 10, config.find_first_of(", \n", at + 10) - (at + 10));
+  std::ifstream maps("/proc/self/maps");
+  std::string line, library;
+  while (std::getline(maps, line)) {
+    const auto slash = line.rfind('/');
+    if (slash == std::string::npos) continue;
+    const std::string file = line.substr(slash + 1);
+    if (file.rfind("libopenblas", 0) == 0 || file.rfind("libblas", 0) == 0 || file.rfind("libmkl_core", 0) == 0 ||
+        file.rfind("libblis", 0) == 0) {
+      library = line.substr(line.find('/'));
+      break;
+    }
+  }
+  return library.empty() ? info : info + " (" + library + ")";
+}
+}  // namespace
+
+Provenance collect_provenance(torch::Device device, torch::ScalarType compute_dtype) {
   Provenance p;
   p.varbench_version = build_info::kVersion;
   p.git_revision = build_info::kGitRevision;
@@ -44,6 +72,11 @@ Provenance collect_provenance(torch::Device device) {
   p.compiler = build_info::kCompiler;
   p.libtorch_version = TORCH_VERSION;
   p.cuda_version = device::cuda_version();
+  p.cudnn_version = device::cudnn_version();
+  p.blas = blas_description();
+  p.mkl = at::hasMKL() ? "yes" : "no";
+  p.onednn_version = at::hasMKLDNN() ? at::get_mkldnn_version() : "";
+  p.attention_backend = compat::attention_backend(device, compute_dtype);
   p.device = device.str();
   p.device_name = device::name(device);
   char host[256] = {0};
@@ -55,6 +88,17 @@ Provenance collect_provenance(torch::Device device) {
   return p;
 }
 
+std::string version_text() {
+  const auto p = collect_provenance(torch::kCPU);
+  std::string torch_line = "libtorch " + p.libtorch_version;
+  if (!p.cuda_version.empty())
+    torch_line += fmt::format(" (CUDA {}{})", p.cuda_version, p.cudnn_version.empty() ? "" : ", cuDNN " + p.cudnn_version);
+  else
+    torch_line += " (CPU only)";
+  return fmt::format("varbench {} (git {}, {}, {})\n{}\nBLAS: {}\nattention on CPU: {}", p.varbench_version, p.git_revision,
+                     p.build_type, p.compiler, torch_line, p.blas, p.attention_backend);
+}
+
 void write_provenance(const h5::Group& g, const Provenance& p) {
   g.set_attr("varbench_version", p.varbench_version);
   g.set_attr("git_revision", p.git_revision);
@@ -62,6 +106,11 @@ void write_provenance(const h5::Group& g, const Provenance& p) {
   g.set_attr("compiler", p.compiler);
   g.set_attr("libtorch_version", p.libtorch_version);
   g.set_attr("cuda_version", p.cuda_version);
+  g.set_attr("cudnn_version", p.cudnn_version);
+  g.set_attr("blas", p.blas);
+  g.set_attr("mkl", p.mkl);
+  g.set_attr("onednn_version", p.onednn_version);
+  g.set_attr("attention_backend", p.attention_backend);
   g.set_attr("device", p.device);
   g.set_attr("device_name", p.device_name);
   g.set_attr("hostname", p.hostname);

@@ -11,14 +11,22 @@ namespace varbench {
 
 struct Provenance {
   std::string varbench_version, git_revision, build_type, compiler;
-  std::string libtorch_version, cuda_version;
+  std::string libtorch_version;
+  std::string cuda_version, cudnn_version;  // what libtorch was built with ("" on CPU builds / without cuDNN)
+  std::string blas;                         // libtorch's BLAS_INFO and the BLAS library loaded in this process
+  std::string mkl, onednn_version;          // "yes"/"no"; oneDNN (MKL-DNN) version, "" when absent
+  std::string attention_backend;            // what compat::attention runs on this device and dtype
   std::string device, device_name, hostname, timestamp_utc, command_line;
   int64_t threads = 0;
 };
 
-Provenance collect_provenance(torch::Device device);
+// `compute_dtype`: the dtype the run's attention runs in (PrecisionPolicy::compute_dtype()).
+Provenance collect_provenance(torch::Device device, torch::ScalarType compute_dtype = torch::kFloat32);
 void write_provenance(const h5::Group& group, const Provenance& p);
 std::string utc_timestamp();
+// `varbench --version`: the build, its libtorch (with the CUDA and cuDNN it was built with) and the
+// attention it runs on the CPU; scripts/ci-gpu reads the "libtorch X.Y" of its second line.
+std::string version_text();
 // The invoking command line, recorded by main() for provenance.
 void set_command_line(int argc, char** argv);
 const std::string& command_line();

@@ -54,12 +54,13 @@ ResultFile::ResultFile(std::string path, std::string experiment_path, std::strin
     : path_(std::move(path)), experiment_path_(std::move(experiment_path)), experiment_text_(std::move(experiment_text)) {
   const auto parent = fs::path(path_).parent_path();
   if (!parent.empty()) fs::create_directories(parent);
+  lock_ = std::make_unique<FileLock>(path_);
   if (fs::exists(path_) && !h5::is_readable_hdf5(path_))
     throw std::runtime_error(fmt::format("{}: exists but is not a readable HDF5 file; move it away", path_));
 }
 
-std::set<std::string> ResultFile::completed_runs() const {
-  std::set<std::string> out;
+std::map<std::string, StoredRun> ResultFile::stored_runs() const {
+  std::map<std::string, StoredRun> out;
   if (!fs::exists(path_)) return out;
   h5::File f(path_, h5::File::Mode::kReadOnly);
   auto root = f.root();
@@ -67,8 +68,9 @@ std::set<std::string> ResultFile::completed_runs() const {
   auto runs = root.group("runs");
   for (const auto& name : runs.children()) {
     auto g = runs.group(name);
-    if (g.has_attr("status") && g.attr_string("status") == "completed")
-      out.insert(g.has_attr("run_id") ? g.attr_string("run_id") : name);
+    auto& run = out[g.has_attr("run_id") ? g.attr_string("run_id") : name];
+    run.status = g.has_attr("status") ? g.attr_string("status") : "";
+    run.identity_json = g.has_attr("identity_json") ? g.attr_string("identity_json") : "";
   }
   return out;
 }
@@ -91,6 +93,7 @@ void write_run_record(const h5::Group& g, const RunRecord& r, const Provenance& 
   g.set_attr("status", r.status);
   if (!r.error.empty()) g.set_attr("error", r.error);
   g.set_attr("settings_json", r.spec.settings_json());
+  if (!r.identity_json.empty()) g.set_attr("identity_json", r.identity_json);
   g.set_attr("device", r.spec.device);
   g.set_attr("dtype", r.spec.dtype);
   g.set_attr("batch_size", r.spec.batch_size);

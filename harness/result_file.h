@@ -5,12 +5,14 @@
 //  - when it ends, its group is copied into the result file in one short step during which SIGINT,
 //    SIGTERM and SIGHUP are held back (only SIGKILL inside that window could hurt the file), and the
 //    result file is closed again; the partial file is removed.
-// Running the same experiment again skips the runs already completed.
+// Running the same experiment again skips the runs already completed with the same identity
+// (harness/run_identity.h). One process at a time writes a result file (`<out>.lock`, harness/io/file_lock.h).
 #include <memory>
-#include <set>
+#include <map>
 #include <string>
 
 #include "engines/model/architecture.h"
+#include "harness/io/file_lock.h"
 #include "harness/io/hdf5.h"
 #include "harness/provenance.h"
 #include "harness/run_record.h"
@@ -33,12 +35,19 @@ class RunWriter {
   std::unique_ptr<SampleWriter> samples_;
 };
 
+// A run already in the result file: its status and the identity it was made with ("" when the varbench
+// that made it recorded none).
+struct StoredRun {
+  std::string status, identity_json;
+};
+
 class ResultFile {
  public:
+  // Takes the file's lock for the object's lifetime (throws naming the holder when another process has it).
   ResultFile(std::string path, std::string experiment_path, std::string experiment_text);
   const std::string& path() const { return path_; }
-  // Completed runs already in the file (none if it does not exist yet).
-  std::set<std::string> completed_runs() const;
+  // Runs already in the file by run id (none if it does not exist yet).
+  std::map<std::string, StoredRun> stored_runs() const;
   std::unique_ptr<RunWriter> begin_run(const RunSpec& spec, int64_t num_images, const ScaleSchedule& schedule, int64_t image_px,
                                        bool store_images) const;
   // Writes the record into the run's partial file and moves it into the result file.
@@ -51,6 +60,7 @@ class ResultFile {
   // The staging folder goes once no run is in it (it holds only the run in flight).
   void remove_partial_dir_if_empty() const;
   std::string path_, experiment_path_, experiment_text_;
+  std::unique_ptr<FileLock> lock_;
 };
 
 // The group name of a run (HDF5 names cannot hold '/').

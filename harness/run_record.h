@@ -29,6 +29,7 @@ struct RunRecord {
   int64_t weights_bytes = 0, kv_cache_bytes = 0, activations_bytes = 0, peak_bytes = 0, peak_rss_bytes = -1;
 
   std::map<std::string, std::string> models;  // model name -> "depth=<d> source=<checkpoint or random:config>"
+  std::string identity_json;  // harness/run_identity.h: what resume and merge compare
   std::map<std::string, std::vector<double>> per_scale;  // engine series summed over the timed batches of rep 0
   std::map<std::string, double> counters;
 

@@ -207,7 +207,7 @@ FidInception load_fid_inception(const std::string& path, torch::Device device) {
   FidInception net;
   SafetensorsFile file(path);
   load_strict(*net, file, "", [](const std::string& key) { return ends_with(key, ".num_batches_tracked"); });
-  net->eval();
+  freeze_for_inference(*net);
   net->to(device);
   net->prepare_for_inference();
   return net;

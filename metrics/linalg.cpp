@@ -33,14 +33,27 @@ struct Routines {
   bool band() const { return sy2sb && sbev && trmm; }
 };
 
+// Debian's libtorch links the system's BLAS/LAPACK dynamically, so their symbols are in the process
+// already. A PyPI wheel links MKL statically and exports none of it: then the system's LAPACK (Debian's
+// liblapack.so.3 alternative, or OpenBLAS's own) is opened, privately.
+void* lapack_symbol(const char* name) {
+  if (void* p = dlsym(RTLD_DEFAULT, name)) return p;
+  static void* const library = []() -> void* {
+    for (const char* path : {"liblapack.so.3", "/usr/lib/x86_64-linux-gnu/openblas-pthread/liblapack.so.3"})
+      if (void* h = dlopen(path, RTLD_NOW | RTLD_LOCAL)) return h;
+    return nullptr;
+  }();
+  return library ? dlsym(library, name) : nullptr;
+}
+
 const Routines& routines() {
   static const Routines r = [] {
     Routines r;
-    r.sy2sb = reinterpret_cast<Sy2sbFn>(dlsym(RTLD_DEFAULT, "dsytrd_sy2sb_"));
-    r.sbev = reinterpret_cast<SbevFn>(dlsym(RTLD_DEFAULT, "dsbev_"));
-    r.trmm = reinterpret_cast<TrmmFn>(dlsym(RTLD_DEFAULT, "dtrmm_"));
-    r.sygst = reinterpret_cast<SygstFn>(dlsym(RTLD_DEFAULT, "dsygst_"));
-    r.set_threads = reinterpret_cast<SetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+    r.sy2sb = reinterpret_cast<Sy2sbFn>(lapack_symbol("dsytrd_sy2sb_"));
+    r.sbev = reinterpret_cast<SbevFn>(lapack_symbol("dsbev_"));
+    r.trmm = reinterpret_cast<TrmmFn>(lapack_symbol("dtrmm_"));
+    r.sygst = reinterpret_cast<SygstFn>(lapack_symbol("dsygst_"));
+    r.set_threads = reinterpret_cast<SetThreadsFn>(lapack_symbol("openblas_set_num_threads"));
     return r;
   }();
   return r;

@@ -10,8 +10,9 @@
 // eigenvalues 357 ms one-stage vs 366-427 ms two-stage; with 4 other processes on the 2 cores the helper
 // that wrote the band route saw the two-stage route ahead. kAuto takes dsygst + the one-stage solver,
 // the better on an idle machine. The LAPACK routines are not part of libtorch's API: they are looked up at
-// run time in the process's LAPACK (the one libtorch links); without them (e.g. MKL linked statically)
-// the libtorch routines are used. Every result is float64 on CPU.
+// run time in the process's LAPACK (the one libtorch links); where libtorch exports none (a PyPI wheel
+// links MKL statically) the system's liblapack.so.3 is opened, and without one the libtorch routines are
+// used. Every result is float64 on CPU.
 #include <torch/torch.h>
 
 #include <string>

@@ -6,8 +6,10 @@
 #include <fstream>
 
 #include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include "harness/experiment.h"
+#include "harness/io/file_lock.h"
 #include "harness/io/hdf5.h"
 #include "harness/memory_probe.h"
 #include "harness/sharding.h"
@@ -220,6 +222,114 @@ TEST(ResultFile, ResumingAfterAKillGivesTheUninterruptedDatasets) {
     }
     EXPECT_EQ(ga.dataset("images").read<uint8_t>(), gb.dataset("images").read<uint8_t>()) << run;
   }
+}
+
+std::string replaced(std::string text, const std::string& from, const std::string& to) {
+  const auto at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  return at == std::string::npos ? text : text.replace(at, from.size(), to);
+}
+
+std::string stored_identity(const std::string& file, const std::string& run) {
+  h5::File f(file, h5::File::Mode::kReadOnly);
+  return f.root().group("runs/" + run).attr_string("identity_json");
+}
+
+TEST(Resume, AnEditedExperimentStopsBeforeAnyWorkNamingTheRunAndWhatDiffers) {
+  const auto dir = temp_dir("resume_edited");
+  const auto out = " --out " + dir + "/r.h5 --threads 2";
+  const std::string one_engine = "[[engines]]\nname = \"large\"\ntype = \"single\"\nmodel = \"large\"\n";
+  const auto original = experiment(one_engine);
+  ASSERT_EQ(run_varbench("run " + write(dir, original) + out + " --quiet").exit_code, 0);
+  const auto before = stored_identity(dir + "/r.h5", "large");
+  EXPECT_NE(before.find("\"seed\":\"3\""), std::string::npos) << before;
+  // The issue's sequence: seed 3 -> 4 and one image fewer, into the same result file.
+  const auto edited = replaced(replaced(original, "seed = 3", "seed = 4"), "images = 2", "images = 1");
+  const auto again = run_varbench("run " + write(dir, edited) + out);
+  EXPECT_NE(again.exit_code, 0) << again.output;
+  EXPECT_NE(again.output.find(dir + "/r.h5 holds runs other than the ones asked for: run 'large' was made with classes 0,1 -> 0, "
+                              "images 2 -> 1, seed 3 -> 4; nothing was run"),
+            std::string::npos)
+      << again.output;
+  EXPECT_EQ(stored_identity(dir + "/r.h5", "large"), before) << "the refused rerun must not touch the file";
+  // The same edit with --fresh: the new run replaces the old one.
+  const auto fresh = run_varbench("run " + write(dir, edited) + out + " --fresh");
+  ASSERT_EQ(fresh.exit_code, 0) << fresh.output;
+  EXPECT_NE(fresh.output.find("1 runs done now, 0 already completed"), std::string::npos) << fresh.output;
+  EXPECT_NE(stored_identity(dir + "/r.h5", "large").find("\"seed\":\"4\""), std::string::npos);
+  h5::File f(dir + "/r.h5", h5::File::Mode::kReadOnly);
+  EXPECT_EQ(f.root().group("runs/large").dataset("labels").dims(), (std::vector<uint64_t>{1}));
+}
+
+TEST(Resume, SettingsOutsideTheFileCountTooAndAnUnchangedRunIsReused) {
+  const auto dir = temp_dir("resume_settings");
+  const auto toml = write(dir, experiment(kTwoEngines));
+  const auto run = [&](const std::string& args) { return run_varbench("run " + toml + " --out " + dir + "/r.h5 " + args); };
+  ASSERT_EQ(run("--threads 2 --quiet").exit_code, 0);
+  const auto same = run("--threads 2");
+  ASSERT_EQ(same.exit_code, 0) << same.output;
+  EXPECT_NE(same.output.find("0 runs done now, 3 already completed"), std::string::npos) << same.output;
+  // Another thread count is another measurement of every run.
+  const auto threads = run("--threads 1");
+  EXPECT_NE(threads.exit_code, 0);
+  EXPECT_NE(threads.output.find("run 'large' was made with threads 2 -> 1"), std::string::npos) << threads.output;
+  EXPECT_NE(threads.output.find("run 'code,draft_steps=6' was made with threads 2 -> 1"), std::string::npos) << threads.output;
+}
+
+TEST(Resume, RerunReplacesOneRunAndRunsNoLongerAskedForAreNamedNotTabled) {
+  const auto dir = temp_dir("resume_rerun");
+  const auto out = " --out " + dir + "/r.h5 --threads 2";
+  const auto original = experiment(kTwoEngines);
+  ASSERT_EQ(run_varbench("run " + write(dir, original) + out + " --quiet").exit_code, 0);
+  // An engine-level sampling change touches one run only.
+  const auto edited = replaced(original, "model = \"large\"\n", "model = \"large\"\nsampling = { top_k = 100 }\n");
+  const auto refused = run_varbench("run " + write(dir, edited) + out);
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.output.find("run 'large' was made with top_k 900 -> 100; nothing was run"), std::string::npos) << refused.output;
+  const auto unknown = run_varbench("run " + write(dir, edited) + out + " --rerun nosuch");
+  EXPECT_NE(unknown.output.find("--rerun nosuch: " + dir + "/exp.toml has no such run (its runs: large, code,draft_steps=3, code,draft_steps=6)"),
+            std::string::npos)
+      << unknown.output;
+  const auto rerun = run_varbench("run " + write(dir, edited) + out + " --rerun large");
+  ASSERT_EQ(rerun.exit_code, 0) << rerun.output;
+  EXPECT_NE(rerun.output.find("1 runs done now, 2 already completed"), std::string::npos) << rerun.output;
+  // CoDe dropped from the experiment: its runs stay in the file, named, and out of the table.
+  const auto without_code = replaced(edited, R"([[engines]]
+name = "code"
+type = "collaborative"
+drafter = "large"
+refiner = "small"
+draft_steps = [3, 6]
+)", "");
+  const auto table = run_varbench("run " + write(dir, without_code) + out + " --format csv");
+  ASSERT_EQ(table.exit_code, 0) << table.output;
+  EXPECT_NE(table.output.find("also holds 2 runs this experiment does not ask for (not in the table; `varbench report` shows them): "
+                              "code,draft_steps=3, code,draft_steps=6"),
+            std::string::npos)
+      << table.output;
+  size_t mentions = 0;
+  for (auto at = table.output.find("code,draft_steps=3"); at != std::string::npos; at = table.output.find("code,draft_steps=3", at + 1))
+    ++mentions;
+  EXPECT_EQ(mentions, 1u) << "a stale run in the table (only the note may name it):\n" << table.output;
+}
+
+TEST(ResultFileLock, ASecondWriterIsRefusedNamingTheHolder) {
+  const auto dir = temp_dir("lock");
+  const auto toml = write(dir, experiment(kTwoEngines));
+  {
+    FileLock held(dir + "/r.h5");
+    EXPECT_NE(testing::error_of([&] { FileLock again(dir + "/r.h5"); }).find(dir + "/r.h5 is being written by pid " +
+                                                                              std::to_string(getpid()) + " on host "),
+              std::string::npos);
+    const auto r = run_varbench("run " + toml + " --out " + dir + "/r.h5 --threads 2");
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.output.find(dir + "/r.h5 is being written by pid " + std::to_string(getpid())), std::string::npos) << r.output;
+    EXPECT_FALSE(std::filesystem::exists(dir + "/r.h5"));
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir + "/r.h5.lock")) << "the lock file goes with the lock";
+  const auto r = run_varbench("run " + toml + " --out " + dir + "/r.h5 --threads 2 --quiet");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/r.h5.lock"));
 }
 
 TEST(Report, FormatsAreParseable) {

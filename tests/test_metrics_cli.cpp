@@ -15,10 +15,7 @@ using testing::RelativelyNear;
 using testing::fixture;
 using testing::run_varbench;
 
-const SafetensorsFile& fx() {
-  static SafetensorsFile f(fixture("inception/fixtures.safetensors"));
-  return f;
-}
+const SafetensorsFile& fx() { return testing::inception_fixtures(); }
 
 std::string weights() { return fixture("inception/inception_random.safetensors"); }
 std::string common() { return " --inception " + weights() + " --threads 2"; }

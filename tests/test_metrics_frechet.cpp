@@ -20,10 +20,7 @@ using metrics::GaussianStats;
 using testing::AllCloseRelative;
 using testing::fixture;
 
-const SafetensorsFile& fx() {
-  static SafetensorsFile f(fixture("inception/fixtures.safetensors"));
-  return f;
-}
+const SafetensorsFile& fx() { return testing::inception_fixtures(); }
 
 double fixture_scalar(const std::string& key) { return fx().tensor(key).item<double>(); }
 

@@ -23,10 +23,7 @@ using testing::fixture;
 constexpr double kFeatureTolerance = 1e-5;     // relative, fp32 on CPU (the contract)
 constexpr double kPreprocessTolerance = 1e-7;  // same ops as the reference: equal up to the last bit or so
 
-const SafetensorsFile& fx() {
-  static SafetensorsFile f(fixture("inception/fixtures.safetensors"));
-  return f;
-}
+const SafetensorsFile& fx() { return testing::inception_fixtures(); }
 
 std::string weights_path() { return fixture("inception/inception_random.safetensors"); }
 

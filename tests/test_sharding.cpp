@@ -1,7 +1,9 @@
 // Sharded sweeps: 4 shards merged equal one unsharded run (tokens, images, FID statistics), and merge
-// refuses incomplete or overlapping shard sets, naming the image indices.
+// refuses incomplete or overlapping shard sets, naming the image indices. A shard writes a file of its own
+// even with --out, never resumes another shard's run, and merge refuses shards made with other settings.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "harness/io/hdf5.h"
@@ -40,14 +42,18 @@ TEST(ShardedSweep, FourShardsMergeIntoTheUnshardedRunAndMergeRefusesBadShardSets
   auto whole_run = run_varbench("run " + toml + " --out " + dir + "/whole.h5 --threads 2 --quiet");
   ASSERT_EQ(whole_run.exit_code, 0) << whole_run.output;
   ASSERT_EQ(run_varbench("score " + dir + "/whole.h5" + score).exit_code, 0);
-  auto shard = [&](int i) { return fmt::format("{}/shard{}.h5", dir, i); };
+  // Every shard is given the same --out: each writes that name with its shard in it.
+  auto shard = [&](int i) { return fmt::format("{}/sh.shard-{}-of-4.h5", dir, i); };
   for (int i = 0; i < 4; ++i) {
     // The shard comes from the scheduler's environment, as in a Slurm array job.
-    const auto r = testing::run_command(fmt::format("SLURM_ARRAY_TASK_ID={} SLURM_ARRAY_TASK_COUNT=4 {} run {} --out {} --threads 2 --quiet",
-                                                    i, VARBENCH_BINARY, toml, shard(i)));
+    const auto r = testing::run_command(fmt::format("SLURM_ARRAY_TASK_ID={} SLURM_ARRAY_TASK_COUNT=4 {} run {} --out {}/sh.h5 --threads 2",
+                                                    i, VARBENCH_BINARY, toml, dir));
     ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("1 runs done now, 0 already completed"), std::string::npos) << r.output;
+    ASSERT_TRUE(std::filesystem::exists(shard(i))) << r.output;
     ASSERT_EQ(run_varbench("score " + shard(i) + score).exit_code, 0);
   }
+  EXPECT_FALSE(std::filesystem::exists(dir + "/sh.h5")) << "no shard may write the --out file itself";
 
   const auto merged = dir + "/merged.h5";
   const auto r = run_varbench(fmt::format("merge {} {} {} {} {}", merged, shard(2), shard(0), shard(3), shard(1)));
@@ -95,6 +101,34 @@ TEST(ShardedSweep, FourShardsMergeIntoTheUnshardedRunAndMergeRefusesBadShardSets
   const auto twice = run_varbench(fmt::format("merge {}/m2.h5 {} {} {} {} {}", dir, shard(0), shard(1), shard(2), shard(3), shard(1)));
   EXPECT_NE(twice.exit_code, 0);
   EXPECT_NE(twice.output.find("images 2-3 appear in more than one shard"), std::string::npos) << twice.output;
+}
+
+TEST(ShardedSweep, AShardNeverResumesAnotherShardsRunAndMergeRefusesShardsOfOtherSettings) {
+  const auto dir = testing::temp_dir("shard_identity");
+  std::ofstream(dir + "/exp.toml") << kExperiment;
+  const auto run = [&](const std::string& args) { return run_varbench("run " + dir + "/exp.toml --out " + dir + "/s.h5 " + args); };
+  ASSERT_EQ(run("--shard 0/2 --threads 2 --quiet").exit_code, 0);
+  // Shard 1 finding shard 0's file under its own name (a copy, a mistyped path) must not take it as done.
+  std::filesystem::copy_file(dir + "/s.shard-0-of-2.h5", dir + "/s.shard-1-of-2.h5");
+  const auto other = run("--shard 1/2 --threads 2");
+  EXPECT_NE(other.exit_code, 0) << other.output;
+  EXPECT_NE(other.output.find("run 'large' was made with shard 0/2 -> 1/2"), std::string::npos) << other.output;
+  EXPECT_NE(other.output.find("nothing was run"), std::string::npos) << other.output;
+  // Shard 1 made with another thread count: its run is another measurement, and merge names the setting.
+  ASSERT_EQ(run("--shard 1/2 --threads 1 --fresh --quiet").exit_code, 0);
+  const auto merge = run_varbench(fmt::format("merge {0}/m.h5 {0}/s.shard-0-of-2.h5 {0}/s.shard-1-of-2.h5", dir));
+  EXPECT_NE(merge.exit_code, 0) << merge.output;
+  EXPECT_NE(merge.output.find("run 'large' was made with other settings in " + dir + "/s.shard-1-of-2.h5 than in " + dir +
+                              "/s.shard-0-of-2.h5: threads 2 -> 1"),
+            std::string::npos)
+      << merge.output;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/m.h5"));
+  // The same thread count: they merge, and the merged run says it is merged (no shard resumes into it).
+  ASSERT_EQ(run("--shard 1/2 --threads 2 --fresh --quiet").exit_code, 0);
+  const auto ok = run_varbench(fmt::format("merge {0}/m.h5 {0}/s.shard-0-of-2.h5 {0}/s.shard-1-of-2.h5", dir));
+  ASSERT_EQ(ok.exit_code, 0) << ok.output;
+  h5::File m(dir + "/m.h5", h5::File::Mode::kReadOnly);
+  EXPECT_NE(m.root().group("runs/large").attr_string("identity_json").find("\"shard\":\"merged from 2 shards\""), std::string::npos);
 }
 
 }  // namespace

@@ -6,10 +6,48 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <regex>
+#include <stdexcept>
 
+#include <fmt/format.h>
+#include <torch/version.h>
 #include <unistd.h>
 
 namespace varbench::testing {
+
+std::string release_of(const std::string& torch_version) {
+  std::smatch m;
+  if (std::regex_search(torch_version, m, std::regex(R"(^(\d+)\.(\d+)\.(\d+))"))) return m[0];
+  return torch_version;
+}
+
+void check_fixture_torch_version(const std::string& path, const std::string& fixture_torch, const std::string& libtorch) {
+  if (fixture_torch.empty())
+    throw std::runtime_error(fmt::format("{}: no 'torch' metadata: remake it with the fixture scripts of this lane", path));
+  if (release_of(fixture_torch) != release_of(libtorch))
+    throw std::runtime_error(fmt::format(
+        "{}: made by Python torch {}, but this build uses libtorch {}: fixtures are only comparable within one torch "
+        "version; rerun ctest (it regenerates them with the interpreter CMake chose) or reconfigure with "
+        "-DVARBENCH_PYTHON=<a python whose torch is {}>",
+        path, fixture_torch, libtorch, release_of(libtorch)));
+}
+
+const SafetensorsFile& fixture_file(const std::string& name) {
+  static std::mutex mutex;
+  static std::map<std::string, std::unique_ptr<SafetensorsFile>> opened;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& slot = opened[name];
+  if (!slot) {
+    auto file = std::make_unique<SafetensorsFile>(fixture(name));
+    const auto it = file->metadata().find("torch");
+    check_fixture_torch_version(file->path(), it == file->metadata().end() ? "" : it->second, TORCH_VERSION);
+    slot = std::move(file);
+  }
+  return *slot;
+}
 
 CommandResult run_command(const std::string& command) {
   CommandResult r;

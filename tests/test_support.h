@@ -19,11 +19,19 @@ inline constexpr int kParityThreads = 2;
 inline std::string fixture(const std::string& name) { return std::string(VARBENCH_FIXTURE_DIR) + "/" + name; }
 inline std::string source_path(const std::string& rel) { return std::string(VARBENCH_SOURCE_DIR) + "/" + rel; }
 
-// The parity fixtures written by tests/reference/make_fixtures.py (ctest runs it first).
-inline const SafetensorsFile& fixtures() {
-  static SafetensorsFile f(fixture("fixtures.safetensors"));
-  return f;
-}
+// A fixture file written by the PyTorch reference scripts, opened once. Their numbers are only comparable
+// with the libtorch they were made with (kernels and the multinomial stream differ between versions), so
+// a file whose "torch" metadata names another version than this build's libtorch is refused, naming both.
+const SafetensorsFile& fixture_file(const std::string& name);
+// "1.13.0a0", "2.14.1+cu130" -> "1.13.0", "2.14.1": the release both sides of a lane agree on.
+std::string release_of(const std::string& torch_version);
+// Throws unless `fixture_torch` (a fixture's "torch" metadata) is the release of `libtorch`.
+void check_fixture_torch_version(const std::string& path, const std::string& fixture_torch, const std::string& libtorch);
+
+// The parity fixtures written by tests/reference/make_fixtures.py (ctest runs it first), and the metric
+// fixtures of tests/reference/make_inception_fixtures.py.
+inline const SafetensorsFile& fixtures() { return fixture_file("fixtures.safetensors"); }
+inline const SafetensorsFile& inception_fixtures() { return fixture_file("inception/fixtures.safetensors"); }
 
 // max |a-b| / max(|b|_inf, tiny) <= tol, with the worst element reported on failure.
 inline ::testing::AssertionResult AllCloseRelative(const torch::Tensor& actual, const torch::Tensor& expected, double tol) {

@@ -27,13 +27,13 @@ VarTransformer load_var(const ModelSource& source) {
   if (!source.random_config.empty()) {
     VarTransformer model(VarArch::named(source.random_config));
     random_init(*model, source.init_seed);
-    model->eval();
+    freeze_for_inference(*model);
     return model;
   }
   SafetensorsFile file(source.checkpoint);
   VarTransformer model(VarArch::from_checkpoint(file));
   load_strict(*model, file);
-  model->eval();
+  freeze_for_inference(*model);
   return model;
 }
 
@@ -42,13 +42,13 @@ Vqvae load_vqvae(const ModelSource& source) {
   if (!source.random_config.empty()) {
     Vqvae vqvae(VqvaeArch::named(source.random_config));
     random_init(*vqvae, source.init_seed);
-    vqvae->eval();
+    freeze_for_inference(*vqvae);
     return vqvae;
   }
   SafetensorsFile file(source.checkpoint);
   Vqvae vqvae(VqvaeArch::from_checkpoint(file));
   load_strict(*vqvae, file);
-  vqvae->eval();
+  freeze_for_inference(*vqvae);
   return vqvae;
 }
 

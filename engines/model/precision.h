@@ -18,6 +18,9 @@ struct PrecisionPolicy {
   torch::ScalarType key_cache_dtype = torch::kFloat32;
   torch::ScalarType value_cache_dtype = torch::kFloat32;
 
+  // The dtype matmuls and attention run in: the autocast dtype under autocast, the weights' otherwise.
+  torch::ScalarType compute_dtype() const { return autocast ? autocast_dtype : weight_dtype; }
+
   static PrecisionPolicy of(Precision p);
 };
 

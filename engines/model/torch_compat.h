@@ -1,37 +1,77 @@
 #pragma once
-// The one place where varbench depends on the libtorch version. Debian's libtorch is 1.13 (no public
-// scaled-dot-product attention, autocast switched per CUDA); the CUDA machines run 2.x. Everything else
-// calls these helpers and stays version-agnostic.
+// The one place where varbench depends on the libtorch version. Two lanes build it: Debian's libtorch
+// 1.13 (CPU; no scaled-dot-product attention, autocast switched per CUDA) and PyTorch 2.x wheels with CUDA
+// (the pinned 2.14 here, 2.11 on the GPU machines). Everything else calls these helpers and stays
+// version-agnostic.
 #include <ATen/autocast_mode.h>
 #include <c10/core/Allocator.h>
 #include <torch/torch.h>
 
 #include <optional>
+#include <string>
 
 namespace varbench::compat {
 
-inline constexpr bool kHasScaledDotProductAttention = TORCH_VERSION_MAJOR >= 2;
+// Upstream VAR (models/basic_var.py) computes attention with torch's scaled_dot_product_attention
+// wherever torch has it, on every device, and with its explicit formula only on older torch. varbench
+// does the same, so that each lane computes what the official code computes with that lane's torch:
+// libtorch 1.13 has no SDPA; from 2.2 the C++ signature takes std::optional masks and scale (CMake
+// refuses 2.0 and 2.1).
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 2)
+#define VARBENCH_HAS_SDPA 1
+#else
+#define VARBENCH_HAS_SDPA 0
+#endif
 
 // softmax(q k^T + mask) v with softmax scale 1 (VAR's q is already L2-normalised and scaled per head).
-// q: [B,H,Lq,c], k/v: [B,H,Lk,c], mask: additive, broadcastable to [B,H,Lq,Lk] or undefined.
-// On 1.13 (and always on CPU, where it is what the official code's fallback does) this is the explicit
-// formula, op for op, so CPU logits are bit-comparable with the PyTorch reference.
+// q: [B,H,Lq,c], k/v: [B,H,Lk,c], mask: additive (0 / -inf), broadcastable to [B,H,Lq,Lk], or undefined
+// (cached steps). Under fp16 autocast K is cached in fp32 and V in fp16: autocast casts every SDPA input
+// (the mask too) to fp16 as it does upstream; outside autocast the inputs already share one dtype.
 inline torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                const torch::Tensor& mask) {
-#if TORCH_VERSION_MAJOR >= 2
-  if (q.is_cuda()) {
-    // Fused kernels need one dtype; the official fp16-autocast path casts q/k/v to the autocast dtype too.
-    const auto dtype = v.scalar_type();
-    std::optional<torch::Tensor> attn_mask;
-    if (mask.defined()) attn_mask = mask.to(dtype);
-    return at::scaled_dot_product_attention(q.to(dtype), k.to(dtype), v, attn_mask, /*dropout_p=*/0.0,
-                                            /*is_causal=*/false, /*scale=*/1.0);
-  }
-#endif
+#if VARBENCH_HAS_SDPA
+  std::optional<torch::Tensor> attn_mask;
+  if (mask.defined()) attn_mask = mask;
+  return at::scaled_dot_product_attention(q, k, v, attn_mask, /*dropout_p=*/0.0, /*is_causal=*/false, /*scale=*/1.0);
+#else
+  // Upstream's fallback, op for op: (q * scale) @ k^T, add the mask, softmax, @ v.
   auto scores = torch::matmul(q, k.transpose(-2, -1));
   if (mask.defined()) scores.add_(mask);
   auto weights = scores.softmax(-1);
   return torch::matmul(weights.to(v.scalar_type()), v);
+#endif
+}
+
+// What `attention` runs on this device and dtype, for the provenance of every result: the explicit
+// formula, or SDPA with the kernel its dispatcher picks for a masked prefill and for a cached step of a
+// d16-shaped model (the choice depends on device, dtype, mask and shapes).
+inline std::string attention_backend(torch::Device device, torch::ScalarType dtype) {
+#if VARBENCH_HAS_SDPA
+  // The values of at::SDPBackend (sdp::SDPBackend before 2.3; the header moved, the numbers did not).
+  auto backend_name = [](int64_t choice) -> std::string {
+    switch (choice) {
+      case 0: return "math";
+      case 1: return "flash_attention";
+      case 2: return "efficient_attention";
+      case 3: return "cudnn_attention";
+      default: return "backend " + std::to_string(choice);
+    }
+  };
+  const auto options = torch::TensorOptions().device(device).dtype(dtype);
+  const auto q_prefill = torch::zeros({2, 16, 30, 64}, options), q_step = torch::zeros({2, 16, 25, 64}, options);
+  const auto kv = torch::zeros({2, 16, 55, 64}, options);
+  const auto mask = torch::zeros({1, 1, 30, 30}, options);
+  try {
+    const auto prefill = at::_fused_sdp_choice(q_prefill, q_prefill, q_prefill, mask, 0.0, false, 1.0);
+    const auto step = at::_fused_sdp_choice(q_step, kv, kv, std::nullopt, 0.0, false, 1.0);
+    return "scaled_dot_product_attention (masked prefill: " + backend_name(prefill) + ", cached step: " +
+           backend_name(step) + ")";
+  } catch (const std::exception&) {  // the choice is an internal op: report SDPA without it rather than fail a run
+    return "scaled_dot_product_attention (kernel choice not reported by this libtorch)";
+  }
+#else
+  return "explicit softmax(q k^T + mask) v (libtorch " TORCH_VERSION " has no scaled_dot_product_attention)";
+#endif
 }
 
 // Scoped CUDA fp16/bf16 autocast, as `torch.autocast('cuda', dtype)` in the official samplers.

@@ -69,6 +69,11 @@ void load_strict(torch::nn::Module& module, const SafetensorsFile& file, const s
   }
 }
 
+void freeze_for_inference(torch::nn::Module& module) {
+  module.eval();
+  for (auto& p : module.parameters(/*recurse=*/true)) p.requires_grad_(false);
+}
+
 int64_t parameter_count(const torch::nn::Module& module) {
   int64_t n = 0;
   for (const auto& p : module.parameters(true)) n += p.numel();

@@ -23,6 +23,11 @@ void load_strict(torch::nn::Module& module, const SafetensorsFile& file, const s
 // Parameters and buffers by key, as the official state_dict would hold them.
 std::map<std::string, torch::Tensor> state_dict(const torch::nn::Module& module);
 
+// eval() and requires_grad(false) on every parameter, as the official samplers do before sampling: no
+// autograd state is kept for weights (under autocast without inference mode, libtorch would otherwise
+// cache an fp16 copy of every weight that requires grad).
+void freeze_for_inference(torch::nn::Module& module);
+
 int64_t parameter_count(const torch::nn::Module& module);
 int64_t parameter_bytes(const torch::nn::Module& module);  // parameters and buffers, as held on the device
 

@@ -12,7 +12,8 @@ namespace varbench::device {
 
 bool cuda_built();      // libtorch was built with CUDA
 bool cuda_available();  // ... and a device is present
-std::string cuda_version();  // "" on CPU builds
+std::string cuda_version();   // the CUDA version libtorch was built with ("13.0"); "" on CPU builds
+std::string cudnn_version();  // the cuDNN version libtorch was built with ("9.24.0"); "" without cuDNN
 // "cpu" | "cuda" | "cuda:N" | "auto" (cuda when available). Throws on unknown names or absent CUDA.
 torch::Device resolve(const std::string& name);
 std::string name(torch::Device device);  // the CPU model or the GPU's name

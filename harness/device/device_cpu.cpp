@@ -13,6 +13,7 @@ std::unique_ptr<Timeline> make_cpu_timeline();
 bool cuda_built() { return false; }
 bool cuda_available() { return false; }
 std::string cuda_version() { return ""; }
+std::string cudnn_version() { return ""; }
 
 torch::Device resolve(const std::string& name) {
   if (name == "cpu" || name == "auto") return torch::kCPU;

@@ -1,6 +1,7 @@
 // Device layer of a CUDA libtorch build: CUDA events for timing, the caching allocator's statistics.
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAEvent.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <cuda_runtime_api.h>
 
@@ -17,10 +18,20 @@ std::unique_ptr<Timeline> make_cpu_timeline();
 
 bool cuda_built() { return true; }
 bool cuda_available() { return torch::cuda::is_available(); }
-std::string cuda_version() {
-  int v = 0;
-  cudaRuntimeGetVersion(&v);
-  return fmt::format("{}.{}", v / 1000, (v % 1000) / 10);
+namespace {
+std::string dotted(long v) { return fmt::format("{}.{}", v / 1000, (v % 1000) / 10); }
+}  // namespace
+
+// The CUDA runtime libtorch_cuda was compiled against (torch.version.cuda), not the driver's or the
+// runtime library loaded now: that is what decides which kernels exist. Needs no GPU.
+std::string cuda_version() { return dotted(at::detail::getCUDAHooks().versionCUDART()); }
+
+std::string cudnn_version() {
+  const auto& hooks = at::detail::getCUDAHooks();
+  if (!hooks.compiledWithCuDNN()) return "";
+  const long v = hooks.versionCuDNN();  // cuDNN 9: major*10000 + minor*100 + patch
+  return v >= 10000 ? fmt::format("{}.{}.{}", v / 10000, (v / 100) % 100, v % 100)
+                    : fmt::format("{}.{}.{}", v / 1000, (v / 100) % 10, v % 100);
 }
 
 torch::Device resolve(const std::string& name) {
@@ -81,7 +92,9 @@ AllocatorStats allocator_stats(torch::Device d) {
   AllocatorStats s;
   if (!d.is_cuda()) return s;
   const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(d.index());
-  const auto agg = static_cast<size_t>(c10::cuda::CUDACachingAllocator::StatType::AGGREGATE);
+  // StatType::AGGREGATE (all pools) is index 0 in every libtorch; the enum itself moved from
+  // c10::cuda::CUDACachingAllocator to c10::CachingAllocator in 2.x, so the index is spelled out.
+  constexpr size_t agg = 0;
   s.available = true;
   s.current_bytes = stats.allocated_bytes[agg].current;
   s.peak_bytes = stats.allocated_bytes[agg].peak;

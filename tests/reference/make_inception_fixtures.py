@@ -120,7 +120,8 @@ def main(out_dir):
     fx.update(mref.make_metric_fixtures(np.random.default_rng(99)))
 
     safetensors_io.save(os.path.join(out, "fixtures.safetensors"),
-                        {k: (v if isinstance(v, torch.Tensor) else torch.tensor(v)).contiguous() for k, v in fx.items()})
+                        {k: (v if isinstance(v, torch.Tensor) else torch.tensor(v)).contiguous() for k, v in fx.items()},
+                        metadata={"torch": torch.__version__})
     print(f"{out}: {len(fx)} fixture tensors")
 
 

@@ -1,13 +1,18 @@
 """A PyTorch reference of VAR with the official module and key structure (FoundationVision/VAR
 `models/`), written for varbench's parity tests. It reproduces the official computation op for op
 (so CPU results are comparable bit for bit with the same libtorch) without the training-only parts
-(dropout, drop-path, class dropout, fused kernels). Run with Debian's /usr/bin/python3 (torch 1.13).
+(dropout, drop-path, class dropout, fused kernels). Run with the Python torch of the lane under test (Debian's /usr/bin/python3 with torch 1.13, or the
+torch-2.x lane's .venv-torch2): fixtures are only comparable with the same torch version.
 """
 import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+# Upstream VAR imports F.scaled_dot_product_attention when torch has it (2.x) and uses it on every device;
+# varbench supports 1.13 (no SDPA) and >= 2.2 (the `scale=` signature upstream calls).
+HAS_SDPA = hasattr(F, "scaled_dot_product_attention")
 
 PATCH_SIDES = {256: (1, 2, 3, 4, 5, 6, 8, 10, 13, 16), 512: (1, 2, 3, 4, 6, 9, 13, 18, 24, 32)}
 PHI_OF_SCALE = (0, 0, 1, 1, 1, 2, 2, 3, 3, 3)
@@ -41,10 +46,13 @@ class SelfAttention(nn.Module):
                 k = torch.cat((self.cache[0], k), dim=2)
                 v = torch.cat((self.cache[1], v), dim=2)
             self.cache = (k, v)
-        scores = q.mul(1) @ k.transpose(-2, -1)  # softmax scale 1
-        if mask is not None:
-            scores.add_(mask)
-        out = scores.softmax(dim=-1) @ v
+        if HAS_SDPA:  # upstream's `slow_attn` is torch's SDPA wherever torch has it, CPU included
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=0.0, scale=1)
+        else:  # ... and this formula on torch 1.13
+            scores = q.mul(1) @ k.transpose(-2, -1)  # softmax scale 1
+            if mask is not None:
+                scores.add_(mask)
+            out = scores.softmax(dim=-1) @ v
         return self.proj(out.transpose(1, 2).reshape(B, L, C))
 
 

@@ -1,0 +1,48 @@
+#pragma once
+// A run's identity: every setting that changes what it generates or how it is measured. It is stored with
+// each run (attribute `identity_json`), and a stored run is only reused (resume) or merged (shards) when
+// its identity equals the requested one, so that a result file never holds a run other than the one asked
+// for under its name.
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "engines/model/loading.h"
+#include "harness/experiment.h"
+
+namespace varbench {
+
+using RunIdentity = std::map<std::string, std::string>;  // setting -> value, compared as text
+
+struct IdentityContext {
+  int64_t shard_index = 0, shard_count = 1;
+  int64_t threads = 0;        // the effective CPU thread count
+  bool random_override = false;
+  std::string device_override;
+};
+
+// The identity of `run` of `x`: engine and parameters, sampling, seed, rng, images and classes, batch size,
+// device, dtype, threads, warm-up, repetitions, store_images, shard, the sources of the models it uses and
+// of the VQVAE (checkpoint_identity), and the varbench and libtorch versions.
+RunIdentity run_identity(const Experiment& x, const RunSpec& run, const IdentityContext& context);
+
+// "path (N bytes, modified T, mix64 H)" for a checkpoint, "random:<config>:seed=<s>" for random weights.
+// A checkpoint's content hash is computed once per (path, size, mtime): kept for the process and in
+// ${XDG_CACHE_HOME:-~/.cache}/varbench/checkpoint-hashes.tsv. An absent file is described as absent (the
+// run fails later, naming it).
+std::string checkpoint_identity(const ModelSource& source);
+
+// A fast 64-bit content hash (multiply-rotate over 8-byte words; not cryptographic: it tells an edited or
+// replaced checkpoint from the recorded one).
+uint64_t content_hash(const std::string& path);
+
+std::string identity_json(const RunIdentity& identity);
+RunIdentity parse_identity_json(const std::string& json);  // throws on malformed text
+
+// "seed 3 -> 4", "images 8 -> 6", "param.draft_steps (absent) -> 6", in key order; keys in `ignore` skipped.
+std::vector<std::string> identity_differences(const RunIdentity& stored, const RunIdentity& requested,
+                                              const std::set<std::string>& ignore = {});
+
+}  // namespace varbench
