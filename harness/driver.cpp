@@ -231,7 +231,7 @@ void execute_run(const Experiment& x, const RunSpec& run, LoadedGroup& group, En
 // differs), unless --fresh or --rerun replaces it. Runs of the file that the experiment no longer asks for
 // go to `stale`.
 std::set<std::string> reusable_runs(const Experiment& x, const DriverOptions& o, const ResultFile& results,
-                                    const std::map<std::string, std::string>& identities, std::vector<std::string>& stale) {
+                                    const std::map<std::string, RunIdentity>& identities, std::vector<std::string>& stale) {
   for (const auto& name : o.rerun)
     if (!identities.count(name)) {
       std::vector<std::string> names;
@@ -258,7 +258,7 @@ std::set<std::string> reusable_runs(const Experiment& x, const DriverOptions& o,
       conflicts.push_back(fmt::format("run '{}' has a damaged identity_json attribute", id));
       continue;
     }
-    const auto differences = identity_differences(old_identity, parse_identity_json(requested->second));
+    const auto differences = identity_differences(old_identity, requested->second);
     if (differences.empty())
       reuse.insert(id);
     else
@@ -283,8 +283,8 @@ SweepOutcome run_experiment(const Experiment& x, const DriverOptions& o, const R
   context.random_override = o.random_override;
   context.device_override = o.device_override;
   SweepOutcome out;
-  std::map<std::string, std::string> identities;  // run id -> identity_json
-  for (const auto& run : x.runs) identities[run.id] = identity_json(run_identity(x, run, context));
+  std::map<std::string, RunIdentity> identities;  // by run id
+  for (const auto& run : x.runs) identities[run.id] = run_identity(x, run, context);
   const auto completed = reusable_runs(x, o, results, identities, out.stale);
   const auto plan = plan_images(x.classes, x.images_per_class);
 
@@ -315,7 +315,7 @@ SweepOutcome run_experiment(const Experiment& x, const DriverOptions& o, const R
     }
     RunRecord rec;
     rec.spec = run;
-    rec.identity_json = identities.at(run.id);
+    rec.identity_json = identity_json(identities.at(run.id));
     if (!o.device_override.empty()) rec.spec.device = o.device_override;
     try {
       if (!group || group->device_name != rec.spec.device || group->dtype != rec.spec.dtype) {
