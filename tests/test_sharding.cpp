@@ -131,5 +131,26 @@ TEST(ShardedSweep, AShardNeverResumesAnotherShardsRunAndMergeRefusesShardsOfOthe
   EXPECT_NE(m.root().group("runs/large").attr_string("identity_json").find("\"shard\":\"merged from 2 shards\""), std::string::npos);
 }
 
+TEST(ShardedSweep, AShardWithoutABatchCompletesEmptyAndMerges) {
+  // More shards than batches (a Slurm array larger than the work): the extra shard has nothing to do.
+  const auto dir = testing::temp_dir("shard_empty");
+  std::string text = kExperiment;
+  text.replace(text.find("images = 8"), 10, "images = 2");
+  std::ofstream(dir + "/exp.toml") << text;
+  for (int i = 0; i < 2; ++i) {
+    const auto r = run_varbench(fmt::format("run {0}/exp.toml --out {0}/e.h5 --shard {1}/2 --threads 2", dir, i));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("1 runs done now, 0 already completed, 0 failed"), std::string::npos) << r.output;
+  }
+  {
+    h5::File empty(dir + "/e.shard-1-of-2.h5", h5::File::Mode::kReadOnly);
+    EXPECT_EQ(empty.root().group("runs/large").dataset("labels").dims(), (std::vector<uint64_t>{0}));
+  }
+  const auto merge = run_varbench(fmt::format("merge {0}/m.h5 {0}/e.shard-0-of-2.h5 {0}/e.shard-1-of-2.h5", dir));
+  ASSERT_EQ(merge.exit_code, 0) << merge.output;
+  h5::File m(dir + "/m.h5", h5::File::Mode::kReadOnly);
+  EXPECT_EQ(m.root().group("runs/large").dataset("labels").dims(), (std::vector<uint64_t>{2}));
+}
+
 }  // namespace
 }  // namespace varbench

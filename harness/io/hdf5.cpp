@@ -1,5 +1,6 @@
 #include "harness/io/hdf5.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace varbench::h5 {
@@ -235,14 +236,17 @@ Dataset Group::create_dataset_typed(const std::string& name, hid_t type, const s
   if (extendible && !maxd.empty()) maxd[0] = H5S_UNLIMITED;
   Handle space(d.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(d.size()), d.data(), maxd.data()));
   Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
-  if (!chunk.empty()) {
+  // An empty dataset (a shard with no batch, a run without timed batches) cannot be chunked: chunk
+  // dimensions must be >= 1 and within fixed dimensions. It is stored contiguous, which holds nothing.
+  const bool empty = std::find(d.begin(), d.end(), hsize_t{0}) != d.end() && !extendible;
+  if (!chunk.empty() && !empty) {
     std::vector<hsize_t> c(chunk.begin(), chunk.end());
     H5Pset_chunk(dcpl.id(), static_cast<int>(c.size()), c.data());
     if (gzip_level > 0) {
       H5Pset_shuffle(dcpl.id());
       H5Pset_deflate(dcpl.id(), static_cast<unsigned>(gzip_level));
     }
-  } else if (extendible) {
+  } else if (extendible && chunk.empty()) {
     fail(file_, "extendible dataset " + join(path_, name) + " needs a chunk shape");
   }
   Handle lcpl(H5Pcreate(H5P_LINK_CREATE));
