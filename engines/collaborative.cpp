@@ -17,17 +17,7 @@ class CollaborativeEngine : public Engine {
   CollaborativeEngine(std::string drafter, std::string refiner, int64_t draft_steps, const ModelSet& models)
       : drafter_name_(std::move(drafter)), refiner_name_(std::move(refiner)), draft_steps_(draft_steps),
         drafter_(models.get(drafter_name_, "drafter")), refiner_(models.get(refiner_name_, "refiner")),
-        vqvae_(models.vqvae), policy_(models.policy) {
-    const auto& d = drafter_->arch();
-    const auto& r = refiner_->arch();
-    if (d.schedule.sides != r.schedule.sides || d.code_dim != r.code_dim || d.vocab_size != r.vocab_size)
-      throw std::runtime_error(fmt::format("engine 'collaborative': drafter '{}' and refiner '{}' have different scale "
-                                           "schedules or vocabularies",
-                                           drafter_name_, refiner_name_));
-    const int64_t S = d.schedule.num_scales();
-    if (draft_steps_ < 1 || draft_steps_ > S - 1)
-      throw std::runtime_error(fmt::format("engine 'collaborative': draft_steps = {} is outside 1..{}", draft_steps_, S - 1));
-  }
+        vqvae_(models.vqvae), policy_(models.policy) {}
   std::string type() const override { return "collaborative"; }
   std::vector<std::string> models_used() const override { return {drafter_name_, refiner_name_}; }
 
@@ -86,11 +76,20 @@ class CollaborativeEngine : public Engine {
   PrecisionPolicy policy_;
 };
 
-std::unique_ptr<Engine> make_collaborative_engine(ParamReader& p, const ModelSet& models) {
+EngineBuilder plan_collaborative_engine(ParamReader& p, const ModelCatalog& catalog) {
   auto drafter = p.text("drafter");
   auto refiner = p.text("refiner");
   const int64_t n = p.integer("draft_steps");
-  return std::make_unique<CollaborativeEngine>(drafter, refiner, n, models);
+  const auto& d = catalog.get(drafter, "drafter");
+  const auto& r = catalog.get(refiner, "refiner");
+  if (d.schedule.sides != r.schedule.sides || d.code_dim != r.code_dim || d.vocab_size != r.vocab_size)
+    throw std::runtime_error(fmt::format("engine 'collaborative': drafter '{}' and refiner '{}' have different scale "
+                                         "schedules or vocabularies",
+                                         drafter, refiner));
+  const int64_t S = d.schedule.num_scales();
+  if (n < 1 || n > S - 1)
+    throw std::runtime_error(fmt::format("engine 'collaborative': draft_steps = {} is outside 1..{}", n, S - 1));
+  return [=](const ModelSet& models) { return std::make_unique<CollaborativeEngine>(drafter, refiner, n, models); };
 }
 
 }  // namespace varbench

@@ -6,14 +6,14 @@
 
 namespace varbench {
 
-std::unique_ptr<Engine> make_early_exit_engine(ParamReader& p, const ModelSet& models) {
+EngineBuilder plan_early_exit_engine(ParamReader& p, const ModelCatalog& catalog) {
   const auto model = p.text("model");
-  const int64_t S = models.get(model, "model")->arch().schedule.num_scales();
+  const int64_t S = catalog.get(model, "model").schedule.num_scales();
   SingleLoopOptions o;
   o.exit_after_scale = p.integer("exit_after_scale");
   if (o.exit_after_scale < 0 || o.exit_after_scale > S - 2)
     throw std::runtime_error(fmt::format("engine 'early_exit': exit_after_scale = {} is outside 0..{}", o.exit_after_scale, S - 2));
-  return make_single_model_engine("early_exit", model, models, o);
+  return single_model_engine("early_exit", model, catalog, o);
 }
 
 }  // namespace varbench

@@ -4,9 +4,11 @@
 // boundaries to the driver's ScaleObserver, and the driver owns the clock, the memory probe and the
 // recorder. Engines are registered by name in engines/registry.cpp.
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <variant>
 #include <vector>
@@ -20,6 +22,21 @@ using ParamValue = std::variant<int64_t, double, bool, std::string>;
 using EngineParams = std::map<std::string, ParamValue>;
 std::string param_to_string(const ParamValue& v);
 
+// A model that an engine names but that could not be loaded (or resolved): the model's own error says why.
+struct ModelUnavailable : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// What is known of an experiment's models before any weight is loaded: each one's architecture (from a
+// named config, or a checkpoint's header), or why it has none. Engines check their parameters against it,
+// so that a bad parameter stops a sweep before its first run.
+struct ModelCatalog {
+  std::map<std::string, VarArch> architectures;
+  std::map<std::string, std::string> errors;  // models without an architecture, with the reason
+  std::optional<VqvaeArch> vqvae;
+  const VarArch& get(const std::string& name, const std::string& role) const;  // throws naming the role
+};
+
 // The models an experiment loaded, by the names the experiment gave them, on the run's device, plus the
 // VQVAE they share.
 struct ModelSet {
@@ -28,6 +45,7 @@ struct ModelSet {
   Vqvae vqvae{nullptr};
   PrecisionPolicy policy;
   VarTransformer get(const std::string& name, const std::string& role) const;  // throws naming the role
+  ModelCatalog catalog() const;
 };
 
 struct BatchResult {
@@ -75,14 +93,23 @@ class ParamReader {
   std::vector<std::string> used_;
 };
 
+// An engine whose parameters have been read and checked, waiting for its models. Each engine file has one
+// factory `EngineBuilder plan_<type>_engine(ParamReader&, const ModelCatalog&)` that does every check
+// that needs no weights, so that the same checks serve the static validation of an experiment file and
+// the construction of the engine.
+using EngineBuilder = std::function<std::unique_ptr<Engine>(const ModelSet&)>;
+
 // One model over the scale loop (engines/single.cpp): `single`, and the baselines that are the same loop
 // with options (early exit, guidance cutoff, token pruning) build on it under their own type name.
-std::unique_ptr<Engine> make_single_model_engine(const std::string& type, const std::string& model, const ModelSet& models,
-                                                 const SingleLoopOptions& options);
+EngineBuilder single_model_engine(const std::string& type, const std::string& model, const ModelCatalog& catalog,
+                                  const SingleLoopOptions& options);
 
 // Every engine type, with a one-line description (for --help and errors).
 std::vector<std::pair<std::string, std::string>> engine_types();
-// Builds an engine; throws naming the engine type, key and value for bad parameters or unknown models.
+// Reads and checks an engine's parameters against the models' architectures; throws naming the engine
+// type, key and value for bad parameters or unknown models.
+EngineBuilder plan_engine(const std::string& type, const EngineParams& params, const ModelCatalog& catalog);
+// plan_engine, then the engine on the loaded models.
 std::unique_ptr<Engine> make_engine(const std::string& type, const EngineParams& params, const ModelSet& models);
 
 }  // namespace varbench

@@ -6,14 +6,14 @@
 
 namespace varbench {
 
-std::unique_ptr<Engine> make_guidance_cutoff_engine(ParamReader& p, const ModelSet& models) {
+EngineBuilder plan_guidance_cutoff_engine(ParamReader& p, const ModelCatalog& catalog) {
   const auto model = p.text("model");
-  const int64_t S = models.get(model, "model")->arch().schedule.num_scales();
+  const int64_t S = catalog.get(model, "model").schedule.num_scales();
   SingleLoopOptions o;
   o.guidance_off_from = p.integer("cutoff_scale");
   if (o.guidance_off_from < 1 || o.guidance_off_from > S - 1)
     throw std::runtime_error(fmt::format("engine 'guidance_cutoff': cutoff_scale = {} is outside 1..{}", o.guidance_off_from, S - 1));
-  return make_single_model_engine("guidance_cutoff", model, models, o);
+  return single_model_engine("guidance_cutoff", model, catalog, o);
 }
 
 }  // namespace varbench

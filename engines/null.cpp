@@ -31,8 +31,10 @@ class NullEngine : public Engine {
   torch::Device device_;
 };
 
-std::unique_ptr<Engine> make_null_engine(ParamReader& p, const ModelSet& models) {
-  return std::make_unique<NullEngine>(p.text("model"), models);
+EngineBuilder plan_null_engine(ParamReader& p, const ModelCatalog& catalog) {
+  auto model = p.text("model");
+  catalog.get(model, "model");
+  return [=](const ModelSet& models) { return std::make_unique<NullEngine>(model, models); };
 }
 
 }  // namespace varbench

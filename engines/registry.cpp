@@ -1,4 +1,5 @@
 // Engine registry: every engine type, built by name in one function.
+#include <algorithm>
 #include <sstream>
 #include <stdexcept>
 
@@ -8,13 +9,13 @@
 
 namespace varbench {
 
-std::unique_ptr<Engine> make_single_engine(ParamReader& p, const ModelSet& models);
-std::unique_ptr<Engine> make_collaborative_engine(ParamReader& p, const ModelSet& models);
-std::unique_ptr<Engine> make_speculative_engine(ParamReader& p, const ModelSet& models);
-std::unique_ptr<Engine> make_early_exit_engine(ParamReader& p, const ModelSet& models);
-std::unique_ptr<Engine> make_guidance_cutoff_engine(ParamReader& p, const ModelSet& models);
-std::unique_ptr<Engine> make_token_pruning_engine(ParamReader& p, const ModelSet& models);
-std::unique_ptr<Engine> make_null_engine(ParamReader& p, const ModelSet& models);
+EngineBuilder plan_single_engine(ParamReader& p, const ModelCatalog& catalog);
+EngineBuilder plan_collaborative_engine(ParamReader& p, const ModelCatalog& catalog);
+EngineBuilder plan_speculative_engine(ParamReader& p, const ModelCatalog& catalog);
+EngineBuilder plan_early_exit_engine(ParamReader& p, const ModelCatalog& catalog);
+EngineBuilder plan_guidance_cutoff_engine(ParamReader& p, const ModelCatalog& catalog);
+EngineBuilder plan_token_pruning_engine(ParamReader& p, const ModelCatalog& catalog);
+EngineBuilder plan_null_engine(ParamReader& p, const ModelCatalog& catalog);
 
 std::vector<std::pair<std::string, std::string>> engine_types() {
   return {
@@ -29,23 +30,27 @@ std::vector<std::pair<std::string, std::string>> engine_types() {
   };
 }
 
-std::unique_ptr<Engine> make_engine(const std::string& type, const EngineParams& params, const ModelSet& models) {
+EngineBuilder plan_engine(const std::string& type, const EngineParams& params, const ModelCatalog& catalog) {
   ParamReader p(type, params);
-  std::unique_ptr<Engine> engine;
-  if (type == "single") engine = make_single_engine(p, models);
-  else if (type == "collaborative") engine = make_collaborative_engine(p, models);
-  else if (type == "speculative") engine = make_speculative_engine(p, models);
-  else if (type == "early_exit") engine = make_early_exit_engine(p, models);
-  else if (type == "guidance_cutoff") engine = make_guidance_cutoff_engine(p, models);
-  else if (type == "token_pruning") engine = make_token_pruning_engine(p, models);
-  else if (type == "null") engine = make_null_engine(p, models);
+  EngineBuilder builder;
+  if (type == "single") builder = plan_single_engine(p, catalog);
+  else if (type == "collaborative") builder = plan_collaborative_engine(p, catalog);
+  else if (type == "speculative") builder = plan_speculative_engine(p, catalog);
+  else if (type == "early_exit") builder = plan_early_exit_engine(p, catalog);
+  else if (type == "guidance_cutoff") builder = plan_guidance_cutoff_engine(p, catalog);
+  else if (type == "token_pruning") builder = plan_token_pruning_engine(p, catalog);
+  else if (type == "null") builder = plan_null_engine(p, catalog);
   else {
     std::vector<std::string> names;
     for (const auto& [name, what] : engine_types()) names.push_back(name);
     throw std::runtime_error(fmt::format("unknown engine type '{}' (known: {})", type, fmt::join(names, ", ")));
   }
   p.finish();
-  return engine;
+  return builder;
+}
+
+std::unique_ptr<Engine> make_engine(const std::string& type, const EngineParams& params, const ModelSet& models) {
+  return plan_engine(type, params, models.catalog())(models);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -60,16 +65,40 @@ std::string param_to_string(const ParamValue& v) {
       v);
 }
 
-VarTransformer ModelSet::get(const std::string& name, const std::string& role) const {
-  auto it = transformers.find(name);
-  if (auto failed = load_errors.find(name); failed != load_errors.end())
-    throw std::runtime_error(fmt::format("{} '{}' could not be loaded: {}", role, name, failed->second));
-  if (it == transformers.end()) {
+namespace {
+template <typename Found, typename Known>
+void check_model(const std::string& name, const std::string& role, const Found& found,
+                 const std::map<std::string, std::string>& errors, const Known& known) {
+  if (auto failed = errors.find(name); failed != errors.end())
+    throw ModelUnavailable(fmt::format("{} '{}' could not be loaded: {}", role, name, failed->second));
+  if (found == known.end()) {
     std::vector<std::string> names;
-    for (const auto& [n, m] : transformers) names.push_back(n);
+    for (const auto& [n, m] : known) names.push_back(n);
+    for (const auto& [n, why] : errors) names.push_back(n);
+    std::sort(names.begin(), names.end());
     throw std::runtime_error(fmt::format("{} = '{}': no such model (models: {})", role, name, fmt::join(names, ", ")));
   }
+}
+}  // namespace
+
+VarTransformer ModelSet::get(const std::string& name, const std::string& role) const {
+  auto it = transformers.find(name);
+  check_model(name, role, it, load_errors, transformers);
   return it->second;
+}
+
+const VarArch& ModelCatalog::get(const std::string& name, const std::string& role) const {
+  auto it = architectures.find(name);
+  check_model(name, role, it, errors, architectures);
+  return it->second;
+}
+
+ModelCatalog ModelSet::catalog() const {
+  ModelCatalog c;
+  for (const auto& [name, model] : transformers) c.architectures.emplace(name, model->arch());
+  c.errors = load_errors;
+  if (vqvae) c.vqvae = vqvae->arch();
+  return c;
 }
 
 ParamReader::ParamReader(std::string engine, const EngineParams& params) : engine_(std::move(engine)), params_(params) {}

@@ -26,13 +26,14 @@ class SingleModelEngine : public Engine {
   SingleLoopOptions options_;
 };
 
-std::unique_ptr<Engine> make_single_model_engine(const std::string& type, const std::string& model, const ModelSet& models,
-                                                 const SingleLoopOptions& options) {
-  return std::make_unique<SingleModelEngine>(type, model, models, options);
+EngineBuilder single_model_engine(const std::string& type, const std::string& model, const ModelCatalog& catalog,
+                                  const SingleLoopOptions& options) {
+  catalog.get(model, "model");
+  return [=](const ModelSet& models) { return std::make_unique<SingleModelEngine>(type, model, models, options); };
 }
 
-std::unique_ptr<Engine> make_single_engine(ParamReader& p, const ModelSet& models) {
-  return make_single_model_engine("single", p.text("model"), models, SingleLoopOptions{});
+EngineBuilder plan_single_engine(ParamReader& p, const ModelCatalog& catalog) {
+  return single_model_engine("single", p.text("model"), catalog, SingleLoopOptions{});
 }
 
 }  // namespace varbench

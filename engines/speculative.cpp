@@ -11,7 +11,8 @@
 //    is no longer an exact sample of the target (neighbourhood_k = 1 is the exact rule).
 // A scale with any rejection invalidates the drafted scales after it (they were conditioned on it):
 // both KV caches roll back and the next round starts after it. Per scale the engine records drafted
-// and accepted tokens; per batch the number of target passes.
+// (verified), accepted and discarded (drafted after a rejected scale, never verified) tokens; per batch
+// the number of target passes.
 #include <fmt/format.h>
 
 #include "engines/speculative.h"
@@ -49,25 +50,12 @@ class SpeculativeEngine : public Engine {
       : draft_name_(std::move(draft)), target_name_(std::move(target)), lookahead_(lookahead),
         acceptance_(std::move(acceptance)), draft_(models.get(draft_name_, "draft")), target_(models.get(target_name_, "target")),
         vqvae_(models.vqvae), policy_(models.policy) {
-    const auto& sched = target_->arch().schedule;
-    if (draft_->arch().schedule.sides != sched.sides || draft_->arch().vocab_size != target_->arch().vocab_size)
-      throw std::runtime_error(fmt::format("engine 'speculative': draft '{}' and target '{}' have different scale schedules "
-                                           "or vocabularies", draft_name_, target_name_));
-    if (lookahead_ < 1 || lookahead_ > sched.num_scales())
-      throw std::runtime_error(fmt::format("engine 'speculative': lookahead = {} is outside 1..{}", lookahead_, sched.num_scales()));
-    if (acceptance_ != "exact" && acceptance_ != "neighbourhood")
-      throw std::runtime_error(fmt::format("engine 'speculative': acceptance = '{}' (exact, neighbourhood)", acceptance_));
     if (acceptance_ == "neighbourhood") {
-      const int64_t V = target_->arch().vocab_size;
-      if (neighbourhood_k < 1 || neighbourhood_k > V)
-        throw std::runtime_error(fmt::format("engine 'speculative': neighbourhood_k = {} is outside 1..{}", neighbourhood_k, V));
       // The k nearest codes of every code (squared L2 between code vectors), itself first.
       torch::NoGradGuard no_grad;
       auto E = vqvae_->quantize->embedding->weight.to(torch::kFloat32);
       auto d = E.square().sum(1, true) + E.square().sum(1) - 2 * torch::matmul(E, E.t());
       neighbours_ = std::get<1>(d.topk(neighbourhood_k, -1, /*largest=*/false, /*sorted=*/true));  // [V, k]
-    } else if (neighbourhood_k != 1) {
-      throw std::runtime_error("engine 'speculative': neighbourhood_k needs acceptance = 'neighbourhood'");
     }
   }
   std::string type() const override { return "speculative"; }
@@ -87,8 +75,10 @@ class SpeculativeEngine : public Engine {
                        small.cache().bytes() + large.cache().bytes()};
     auto& drafted_tokens = result.per_scale["drafted_tokens"];
     auto& accepted_tokens = result.per_scale["accepted_tokens"];
+    auto& discarded_tokens = result.per_scale["discarded_tokens"];  // drafted after a rejected scale: never verified
     drafted_tokens.assign(S, 0.0);
     accepted_tokens.assign(S, 0.0);
+    discarded_tokens.assign(S, 0.0);
     double target_passes = 0;
 
     for (int64_t s = 0; s < S;) {
@@ -125,6 +115,7 @@ class SpeculativeEngine : public Engine {
       } else {
         for (int64_t j = s; j < settled; ++j) state.commit(vqvae_, x[j]);
         state.commit(vqvae_, corrected);
+        for (int64_t j = settled + 1; j <= last; ++j) discarded_tokens[j] += static_cast<double>(x[j].numel());
       }
       large.rollback_to_scale(settled);
       small.rollback_to_scale(settled);
@@ -149,13 +140,27 @@ class SpeculativeEngine : public Engine {
   torch::Tensor neighbours_;
 };
 
-std::unique_ptr<Engine> make_speculative_engine(ParamReader& p, const ModelSet& models) {
+EngineBuilder plan_speculative_engine(ParamReader& p, const ModelCatalog& catalog) {
   auto draft = p.text("draft");
   auto target = p.text("target");
   const int64_t lookahead = p.integer("lookahead", 1);
   auto acceptance = p.text("acceptance", "exact");
   const int64_t k = p.integer("neighbourhood_k", 1);
-  return std::make_unique<SpeculativeEngine>(draft, target, lookahead, acceptance, k, models);
+  const auto& d = catalog.get(draft, "draft");
+  const auto& t = catalog.get(target, "target");
+  const auto& sched = t.schedule;
+  if (d.schedule.sides != sched.sides || d.vocab_size != t.vocab_size)
+    throw std::runtime_error(fmt::format("engine 'speculative': draft '{}' and target '{}' have different scale schedules "
+                                         "or vocabularies", draft, target));
+  if (lookahead < 1 || lookahead > sched.num_scales())
+    throw std::runtime_error(fmt::format("engine 'speculative': lookahead = {} is outside 1..{}", lookahead, sched.num_scales()));
+  if (acceptance != "exact" && acceptance != "neighbourhood")
+    throw std::runtime_error(fmt::format("engine 'speculative': acceptance = '{}' (exact, neighbourhood)", acceptance));
+  if (acceptance == "neighbourhood" && (k < 1 || k > t.vocab_size))
+    throw std::runtime_error(fmt::format("engine 'speculative': neighbourhood_k = {} is outside 1..{}", k, t.vocab_size));
+  if (acceptance != "neighbourhood" && k != 1)
+    throw std::runtime_error("engine 'speculative': neighbourhood_k needs acceptance = 'neighbourhood'");
+  return [=](const ModelSet& models) { return std::make_unique<SpeculativeEngine>(draft, target, lookahead, acceptance, k, models); };
 }
 
 }  // namespace varbench

@@ -8,9 +8,9 @@
 
 namespace varbench {
 
-std::unique_ptr<Engine> make_token_pruning_engine(ParamReader& p, const ModelSet& models) {
+EngineBuilder plan_token_pruning_engine(ParamReader& p, const ModelCatalog& catalog) {
   const auto model = p.text("model");
-  const int64_t S = models.get(model, "model")->arch().schedule.num_scales();
+  const int64_t S = catalog.get(model, "model").schedule.num_scales();
   SingleLoopOptions o;
   o.prune_from_scale = p.integer("prune_from_scale", S - 2);
   o.keep_ratio = p.number("keep_ratio", 0.5);
@@ -18,7 +18,7 @@ std::unique_ptr<Engine> make_token_pruning_engine(ParamReader& p, const ModelSet
     throw std::runtime_error(fmt::format("engine 'token_pruning': prune_from_scale = {} is outside 1..{}", o.prune_from_scale, S - 1));
   if (!(o.keep_ratio > 0 && o.keep_ratio <= 1))
     throw std::runtime_error(fmt::format("engine 'token_pruning': keep_ratio = {} is outside (0, 1]", o.keep_ratio));
-  return make_single_model_engine("token_pruning", model, models, o);
+  return single_model_engine("token_pruning", model, catalog, o);
 }
 
 }  // namespace varbench

@@ -11,7 +11,7 @@
 #include "harness/commands.h"
 #include "harness/device/device.h"
 #include "harness/image_plan.h"
-#include "harness/io/image_files.h"
+#include "formats/image_files.h"
 #include "harness/progress.h"
 #include "harness/provenance.h"
 #include "harness/sample_writer.h"

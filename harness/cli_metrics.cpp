@@ -12,9 +12,10 @@
 
 #include "harness/commands.h"
 #include "harness/device/device.h"
-#include "harness/io/file_lock.h"
-#include "harness/io/hdf5.h"
-#include "harness/io/image_files.h"
+#include "harness/error_text.h"
+#include "formats/file_lock.h"
+#include "formats/hdf5.h"
+#include "formats/image_files.h"
 #include "harness/progress.h"
 #include "harness/provenance.h"
 #include "harness/sample_writer.h"
@@ -318,7 +319,7 @@ int run_score(const ScoreOptions& o) {
       m.set_attr("timestamp_utc", utc_timestamp());
       file.flush();
     } catch (const std::exception& e) {
-      r.error = e.what();
+      r.error = one_line(e);
       std::cerr << fmt::format("  {}: failed: {}\n", name, r.error);
     }
     rows.push_back(r);

@@ -8,7 +8,7 @@
 #include "harness/commands.h"
 #include "harness/driver.h"
 #include "harness/experiment.h"
-#include "harness/io/hdf5.h"
+#include "formats/hdf5.h"
 #include "harness/report.h"
 #include "varbench/build_info.h"
 

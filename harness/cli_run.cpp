@@ -11,6 +11,7 @@
 #include "harness/device/device.h"
 #include "harness/driver.h"
 #include "harness/experiment.h"
+#include "harness/experiment_check.h"
 #include "harness/provenance.h"
 #include "harness/report.h"
 #include "harness/sharding.h"
@@ -55,17 +56,13 @@ int run_command(const RunOptions& o) {
     for (const auto& r : x.runs)
       std::cout << fmt::format("  {:>3} {}  [{} {} batch {}] {}\n", r.index, r.id, o.device.empty() ? r.device : o.device, r.dtype,
                                r.batch_size, r.settings_json());
-    std::vector<std::string> absent;
-    auto models = x.models;
-    models.push_back(x.vqvae);
-    for (const auto& m : models)
-      if (!o.random_init && !m.checkpoint.empty() && !std::filesystem::exists(m.checkpoint))
-        absent.push_back(fmt::format("{} ({})", m.checkpoint, m.name.empty() ? "vqvae" : m.name));
-    if (!absent.empty())
-      std::cout << fmt::format("missing checkpoints (the runs that use them would fail; --random-init runs them with random weights): {}\n",
-                               fmt::join(absent, ", "));
-    return 0;
+    const auto problems = experiment_problems(x, CheckOptions{o.random_init, o.device});
+    if (!problems.empty())
+      std::cout << fmt::format("{} problem{} (`varbench run` would stop before its first run):\n  {}\n", problems.size(),
+                               problems.size() > 1 ? "s" : "", fmt::join(problems, "\n  "));
+    return problems.empty() ? 0 : 1;
   }
+  check_experiment(x, CheckOptions{o.random_init, o.device});  // before the result file is touched
   ResultFile results(out, o.experiment, x.toml_text);
   DriverOptions d;
   d.random_override = o.random_init;

@@ -13,8 +13,10 @@
 #include <fmt/format.h>
 
 #include "engines/model/torch_compat.h"
-#include "engines/model/weights.h"
+#include "formats/weights.h"
 #include "harness/device/device.h"
+#include "harness/error_text.h"
+#include "harness/experiment_check.h"
 #include "harness/image_plan.h"
 #include "harness/memory_probe.h"
 #include "harness/progress.h"
@@ -24,14 +26,6 @@
 namespace varbench {
 
 namespace {
-
-// The first line of an error, without libtorch's backtrace.
-std::string one_line(const std::exception& e) {
-  std::string what = e.what();
-  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) what = c10->what_without_backtrace();
-  const auto nl = what.find('\n');
-  return nl == std::string::npos ? what : what.substr(0, nl);
-}
 
 // Marks the engine's scale boundaries on the run's timeline; the driver reads the times afterwards.
 class TimingObserver : public ScaleObserver {
@@ -87,6 +81,7 @@ LoadedGroup load_group(const Experiment& x, const std::string& device_name, cons
       const auto source = spec.source(random_override);
       g.sources[spec.name] = source.describe();
       auto m = load_var(source);
+      m->label = spec.name;
       place(*m, g.device, g.models.policy.weight_dtype);
       g.models.transformers.emplace(spec.name, m);
     } catch (const std::exception& e) {
@@ -276,6 +271,7 @@ std::set<std::string> reusable_runs(const Experiment& x, const DriverOptions& o,
 SweepOutcome run_experiment(const Experiment& x, const DriverOptions& o, const ResultFile& results) {
   if (o.shard_count < 1 || o.shard_index < 0 || o.shard_index >= o.shard_count)
     throw std::runtime_error(fmt::format("shard {}/{} is not a valid shard (0 <= I < N)", o.shard_index, o.shard_count));
+  check_experiment(x, CheckOptions{o.random_override, o.device_override});
   IdentityContext context;
   context.threads = configure_threads(static_cast<int>(x.threads));
   context.shard_index = o.shard_index;
@@ -375,16 +371,37 @@ std::vector<RunRecord> read_run_records(const std::string& path) {
     }
     if (g.has("timing")) {
       auto t = g.group("timing");
-      r.batch_repetition = t.dataset("batch_repetition").read<int64_t>();
-      r.batch_images = t.dataset("batch_images").read<int64_t>();
-      r.batch_ms = t.dataset("batch_ms").read<double>();
-      r.batch_with_decode_ms = t.dataset("batch_with_decode_ms").read<double>();
-      auto sd = t.dataset("scale_ms");
+      // Every reader indexes these arrays by each other's positions: a damaged file is refused here,
+      // naming file and dataset, instead of being read out of bounds later.
+      auto column = [&](const char* name, H5T_class_t type_class, uint64_t rank) {
+        if (!t.has(name)) throw std::runtime_error(fmt::format("{}: {}/{} is missing", path, t.path(), name));
+        auto ds = t.dataset(name);
+        const auto dims = ds.dims();
+        if (ds.type_class() != type_class || dims.size() != rank)
+          throw std::runtime_error(fmt::format("{}: {}: expected a {}-dimensional {} dataset", path, ds.path(), rank,
+                                               type_class == H5T_INTEGER ? "integer" : "floating-point"));
+        return ds;
+      };
+      r.batch_repetition = column("batch_repetition", H5T_INTEGER, 1).read<int64_t>();
+      r.batch_images = column("batch_images", H5T_INTEGER, 1).read<int64_t>();
+      r.batch_ms = column("batch_ms", H5T_FLOAT, 1).read<double>();
+      r.batch_with_decode_ms = column("batch_with_decode_ms", H5T_FLOAT, 1).read<double>();
+      auto sd = column("scale_ms", H5T_FLOAT, 2);
       const auto dims = sd.dims();
       const auto flat = sd.read<double>();
-      r.num_scales = dims.size() == 2 ? static_cast<int64_t>(dims[1]) : 0;
-      for (uint64_t i = 0; dims.size() == 2 && i < dims[0]; ++i)
-        r.scale_ms.emplace_back(flat.begin() + i * dims[1], flat.begin() + (i + 1) * dims[1]);
+      r.num_scales = static_cast<int64_t>(dims[1]);
+      for (uint64_t i = 0; i < dims[0]; ++i) r.scale_ms.emplace_back(flat.begin() + i * dims[1], flat.begin() + (i + 1) * dims[1]);
+      const size_t batches = r.batch_repetition.size();
+      for (const auto& [name, n] : {std::pair{"batch_images", r.batch_images.size()}, std::pair{"batch_ms", r.batch_ms.size()},
+                                    std::pair{"batch_with_decode_ms", r.batch_with_decode_ms.size()},
+                                    std::pair{"scale_ms", r.scale_ms.size()}})
+        if (n != batches)
+          throw std::runtime_error(fmt::format("{}: {}/{} has {} rows, {}/batch_repetition {}: the file is damaged", path, t.path(),
+                                               name, n, t.path(), batches));
+      for (size_t i = 0; i < batches; ++i)
+        if (r.batch_repetition[i] < 0 || r.batch_images[i] < 0)
+          throw std::runtime_error(fmt::format("{}: {}: negative repetition or image count in row {}: the file is damaged", path,
+                                               t.path(), i));
     }
     if (g.has("memory")) {
       auto m = g.group("memory");
@@ -397,7 +414,13 @@ std::vector<RunRecord> read_run_records(const std::string& path) {
     }
     if (g.has("engine_stats")) {
       auto e = g.group("engine_stats");
-      for (const auto& child : e.children()) r.per_scale[child] = e.dataset(child).read<double>();
+      for (const auto& child : e.children()) {
+        auto ds = e.dataset(child);
+        r.per_scale[child] = ds.read<double>();
+        if (ds.dims().size() != 1 || (r.num_scales > 0 && static_cast<int64_t>(r.per_scale[child].size()) != r.num_scales))
+          throw std::runtime_error(fmt::format("{}: {}: expected one value per scale ({}): the file is damaged", path, ds.path(),
+                                               r.num_scales));
+      }
       for (const auto& attr : e.attr_names()) r.counters[attr] = e.attr_double(attr);
     }
     out.push_back(std::move(r));

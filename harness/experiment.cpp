@@ -1,5 +1,6 @@
 #include "harness/experiment.h"
 
+#include <cmath>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -18,7 +19,9 @@ namespace {
 // A setting's possible values: scalars, or per-scale lists (top_k, temperature).
 using Value = std::variant<int64_t, double, bool, std::string, std::vector<double>>;
 
-std::string value_string(const Value& v) {
+std::string value_text(const Value& v);
+std::string value_string(const Value& v) { return value_text(v); }
+std::string value_text(const Value& v) {
   return std::visit(
       [](const auto& x) -> std::string {
         using T = std::decay_t<decltype(x)>;
@@ -107,13 +110,25 @@ class Parser {
     } else {
       if (n->is_string()) return *n->value<std::string>();
     }
-    fail(n, fmt::format("'{}' has the wrong type", key));
+    const char* wanted = std::is_same_v<T, double> ? "a number" : std::is_same_v<T, int64_t> ? "an integer"
+                         : std::is_same_v<T, bool> ? "true or false" : "a string";
+    fail(n, fmt::format("'{}' = {} must be {}{}", key, n->is_array() ? "[...]" : node_text(*n), wanted,
+                        n->is_array() ? " (this setting cannot be swept: one value per experiment)" : ""));
+  }
+
+  static std::string node_text(const toml::node& n) {
+    bool ok = false;
+    auto v = scalar(n, ok);
+    if (!ok) return "a table";
+    if (n.is_string()) return "'" + *n.value<std::string>() + "'";
+    return value_text(v);
   }
 
   ModelSpec model(const toml::table& t, const std::string& name, const std::string& where) const {
     only_keys(t, where, {"checkpoint", "config", "random_init", "init_seed"});
     ModelSpec m;
     m.name = name;
+    m.line = t.source().begin.line;
     m.checkpoint = get<std::string>(t, "checkpoint", "");
     m.config = get<std::string>(t, "config", get<std::string>(t, "random_init", ""));
     m.init_seed = static_cast<uint64_t>(get<int64_t>(t, "init_seed", 0));
@@ -127,8 +142,11 @@ class Parser {
   std::string path_;
 };
 
-double to_double(const Value& v) {
-  return std::holds_alternative<int64_t>(v) ? static_cast<double>(std::get<int64_t>(v)) : std::get<double>(v);
+double to_double(const Value& v, const std::string& key, const Parser& p, const toml::node* n) {
+  if (const auto* i = std::get_if<int64_t>(&v)) return static_cast<double>(*i);
+  if (const auto* d = std::get_if<double>(&v)) return *d;
+  p.fail(n, fmt::format("'{}' = {} must be a number", key,
+                        std::holds_alternative<std::string>(v) ? "'" + value_string(v) + "'" : value_string(v)));
 }
 
 // Next combination of axis indices, last axis fastest; false after the last one.
@@ -142,7 +160,8 @@ bool advance(std::vector<size_t>& at, const std::vector<size_t>& sizes) {
 
 int64_t to_int(const Value& v, const std::string& key, const Parser& p, const toml::node* n) {
   if (const auto* i = std::get_if<int64_t>(&v)) return *i;
-  p.fail(n, fmt::format("'{}' = {} must be an integer", key, value_string(v)));
+  p.fail(n, fmt::format("'{}' = {} must be an integer", key,
+                        std::holds_alternative<std::string>(v) ? "'" + value_string(v) + "'" : value_string(v)));
 }
 
 }  // namespace
@@ -237,6 +256,11 @@ Experiment parse_experiment(const std::string& text, const std::string& path) {
   };
   const auto devices = axis(exp, "device", std::string("cpu"));
   const auto dtypes = axis(exp, "dtype", std::string("fp32"));
+  for (const auto& [key, vals] : {std::pair{"device", &devices}, std::pair{"dtype", &dtypes}})
+    for (const auto& v : *vals)
+      if (!std::holds_alternative<std::string>(v))
+        p.fail(exp.get(key), fmt::format("'{}' = {} must be a string, e.g. {}", key, value_string(v),
+                                         std::string(key) == "device" ? "\"cpu\" or \"cuda\"" : "\"fp32\" or \"fp16\""));
   const auto batches = axis(exp, "batch_size", int64_t{1});
 
   const auto* samp_node = root.get("sampling");
@@ -269,6 +293,8 @@ Experiment parse_experiment(const std::string& text, const std::string& path) {
     const toml::node* node;
     std::vector<std::pair<std::string, std::vector<Value>>> params;
     std::map<std::string, std::vector<Value>> sampling;  // per-engine overrides of [sampling]
+    std::map<std::string, const toml::node*> nodes;      // parameter or sampling key -> where it is given
+    const toml::node* sampling_node = nullptr;
   };
   std::vector<EngineAxes> engines;
   for (const auto& e : *engines_node->as_array()) {
@@ -292,13 +318,16 @@ Experiment parse_experiment(const std::string& text, const std::string& path) {
       if (key == "sampling") {  // e.g. sampling = { top_k = 900, temperature = 1.0 }
         if (!v.is_table()) p.fail(&v, "an engine's sampling must be a table, e.g. sampling = { top_k = 900 }");
         p.only_keys(*v.as_table(), "engines.sampling", {"cfg", "top_k", "top_p", "temperature"});
+        ea.sampling_node = &v;
         for (auto&& [sk, sv] : *v.as_table()) {
           const std::string skey(sk.str());
           ea.sampling[skey] = p.values(&sv, skey, skey == "top_k" || skey == "temperature");
+          ea.nodes["sampling." + skey] = &sv;
         }
         continue;
       }
       ea.params.emplace_back(key, p.values(&v, key));
+      ea.nodes[key] = &v;
     }
     engines.push_back(std::move(ea));
   }
@@ -324,6 +353,13 @@ Experiment parse_experiment(const std::string& text, const std::string& path) {
           r.device = value_string(device);
           r.dtype = value_string(dtype);
           r.sampling.more_smooth = more_smooth;
+          r.lines["engine"] = ea.node->source().begin.line;
+          for (const auto& [key, node] : ea.nodes) r.lines[key] = node->source().begin.line;
+          // Where a sampling value comes from: the engine's own sampling table, else [sampling].
+          auto sampling_key = [&](const std::string& key) -> const toml::node* {
+            if (auto it = ea.nodes.find("sampling." + key); it != ea.nodes.end()) return it->second;
+            return samp.get(key) ? samp.get(key) : samp_node;
+          };
           if (devices.size() > 1) r.swept["device"] = r.device;
           if (dtypes.size() > 1) r.swept["dtype"] = r.dtype;
           for (size_t i = 0; i < axes.size(); ++i) {
@@ -337,25 +373,36 @@ Experiment parse_experiment(const std::string& text, const std::string& path) {
               else if (const auto* t = std::get_if<std::string>(&v)) r.engine_params[key] = *t;
               else p.fail(ea.node, fmt::format("engine parameter '{}' cannot be a per-scale list", key));
             } else if (key == "cfg") {
-              r.sampling.cfg = to_double(v);
+              r.sampling.cfg = to_double(v, key, p, sampling_key(key));
             } else if (key == "top_k") {
-              if (const auto* vec = std::get_if<std::vector<double>>(&v)) r.sampling.top_k.assign(vec->begin(), vec->end());
-              else r.sampling.top_k = {to_int(v, key, p, samp.get(key))};
+              if (const auto* vec = std::get_if<std::vector<double>>(&v)) {
+                for (double k : *vec)
+                  if (k != std::floor(k)) p.fail(sampling_key(key), fmt::format("'top_k' = {}: per-scale values must be integers", k));
+                r.sampling.top_k.assign(vec->begin(), vec->end());
+              } else {
+                r.sampling.top_k = {to_int(v, key, p, sampling_key(key))};
+              }
             } else if (key == "top_p") {
-              r.sampling.top_p = to_double(v);
+              r.sampling.top_p = to_double(v, key, p, sampling_key(key));
             } else if (key == "temperature") {
               if (const auto* vec = std::get_if<std::vector<double>>(&v)) r.sampling.temperature = *vec;
-              else r.sampling.temperature = {to_double(v)};
+              else r.sampling.temperature = {to_double(v, key, p, sampling_key(key))};
             } else if (key == "batch_size") {
               r.batch_size = to_int(v, key, p, exp.get("batch_size"));
               if (r.batch_size < 1) p.fail(exp.get("batch_size"), fmt::format("batch_size = {} must be >= 1", r.batch_size));
             }
           }
           try {
-            r.sampling.validate(10);
             parse_precision(r.dtype);
           } catch (const std::exception& e) {
-            p.fail(samp_node ? samp_node : exp_node, e.what());
+            p.fail(exp.get("dtype"), e.what());
+          }
+          try {
+            r.sampling.validate(10);
+          } catch (const std::exception& e) {  // the message starts with the key
+            const std::string what = e.what();
+            const auto key = what.substr(0, what.find_first_of(" :"));
+            p.fail(sampling_key(key), what);
           }
           // A stable name: the engine, then every swept value (resuming matches runs by it).
           r.id = ea.name;

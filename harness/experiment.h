@@ -1,5 +1,6 @@
 #pragma once
-// Experiment files (TOML) and their expansion into runs. Every sweepable setting may be a list; the runs
+// Experiment files (TOML) and their expansion into runs. The sweepable settings (device, dtype, batch
+// size, sampling, engine parameters) may be lists; the runs
 // are the Cartesian product, ordered so that the expensive axes (device, dtype: they decide which
 // models are loaded) change least. Documented in README.md ("varbench run").
 #include <cstdint>
@@ -19,6 +20,7 @@ struct ModelSpec {
   std::string checkpoint;
   std::string config;  // named architecture: random init, or the random-init override of a checkpoint
   uint64_t init_seed = 0;
+  int64_t line = 0;  // where the experiment file declares it (0: unknown)
   ModelSource source(bool random_override) const;  // throws naming the model when the override has no config
 };
 
@@ -34,6 +36,9 @@ struct RunSpec {
   int64_t batch_size = 1;
   SamplingSettings sampling;
   std::map<std::string, std::string> swept;  // axis -> value for the axes with more than one value
+  // Where the experiment file gives it: "engine" -> the [[engines]] entry, each parameter -> its key,
+  // "sampling" -> the sampling table that applies (0: unknown). For errors that name file:line.
+  std::map<std::string, int64_t> lines;
   std::string settings_json() const;          // the requested settings, for the result file
 };
 

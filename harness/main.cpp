@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include "harness/commands.h"
+#include "harness/error_text.h"
 #include "harness/memory_probe.h"
 #include "harness/provenance.h"
 
@@ -31,7 +32,7 @@ int main(int argc, char** argv) {
   try {
     return action();
   } catch (const std::exception& e) {
-    std::cerr << "varbench: error: " << e.what() << "\n";
+    std::cerr << "varbench: error: " << varbench::error_message(e) << "\n";
     return 1;
   }
 }

@@ -10,8 +10,8 @@
 
 #include "harness/experiment.h"
 #include "harness/image_plan.h"
-#include "harness/io/file_lock.h"
-#include "harness/io/hdf5.h"
+#include "formats/file_lock.h"
+#include "formats/hdf5.h"
 #include "harness/result_file.h"
 #include "harness/run_identity.h"
 #include "harness/sample_writer.h"

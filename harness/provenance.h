@@ -5,7 +5,7 @@
 
 #include <torch/torch.h>
 
-#include "harness/io/hdf5.h"
+#include "formats/hdf5.h"
 
 namespace varbench {
 

@@ -20,6 +20,9 @@ struct ReportRow {
   double speedup = 0, speedup_with_decode = 0;  // 0: no baseline run to compare with
   double peak_mb = 0, weights_mb = 0, kv_cache_mb = 0, activations_mb = 0;
   bool memory_measured = false;
+  // The `null` engine's row: its latency is the driver's own overhead per batch; throughput and speed-up
+  // of a run that generates nothing are not numbers to print.
+  bool driver_overhead = false;
 };
 
 // Rows in run order; `baseline` is the engine name the speed-ups refer to (runs are matched on device,

@@ -6,14 +6,14 @@
 //    SIGTERM and SIGHUP are held back (only SIGKILL inside that window could hurt the file), and the
 //    result file is closed again; the partial file is removed.
 // Running the same experiment again skips the runs already completed with the same identity
-// (harness/run_identity.h). One process at a time writes a result file (`<out>.lock`, harness/io/file_lock.h).
+// (harness/run_identity.h). One process at a time writes a result file (`<out>.lock`, formats/file_lock.h).
 #include <memory>
 #include <map>
 #include <string>
 
 #include "engines/model/architecture.h"
-#include "harness/io/file_lock.h"
-#include "harness/io/hdf5.h"
+#include "formats/file_lock.h"
+#include "formats/hdf5.h"
 #include "harness/provenance.h"
 #include "harness/run_record.h"
 #include "harness/sample_writer.h"

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "engines/model/architecture.h"
-#include "harness/io/hdf5.h"
+#include "formats/hdf5.h"
 
 namespace varbench {
 

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string>
 
-#include "harness/io/hdf5.h"
+#include "formats/hdf5.h"
 #include "metrics/image_sources.h"
 #include "metrics/inception.h"
 #include "metrics/preprocess.h"

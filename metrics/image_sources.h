@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/io/hdf5.h"
+#include "formats/hdf5.h"
 
 namespace varbench::metrics {
 

@@ -1,6 +1,6 @@
 #include "metrics/inception.h"
 
-#include "engines/model/weights.h"
+#include "formats/weights.h"
 
 namespace varbench::metrics {
 

@@ -7,8 +7,8 @@
 #include <cstdint>
 #include <string>
 
-#include "harness/io/hdf5.h"
-#include "harness/io/image_files.h"
+#include "formats/hdf5.h"
+#include "formats/image_files.h"
 
 namespace varbench::metrics {
 

@@ -3,7 +3,7 @@
 
 #include <random>
 
-#include "harness/io/hdf5.h"
+#include "formats/hdf5.h"
 #include "harness/result_file.h"
 #include "harness/statistics.h"
 #include "tests/test_support.h"

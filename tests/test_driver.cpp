@@ -4,14 +4,20 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include "engines/model/loading.h"
+#include "formats/safetensors.h"
+#include "formats/weights.h"
+#include "harness/driver.h"
 #include "harness/experiment.h"
-#include "harness/io/file_lock.h"
-#include "harness/io/hdf5.h"
+#include "formats/file_lock.h"
+#include "formats/hdf5.h"
 #include "harness/memory_probe.h"
+#include "harness/report.h"
 #include "harness/sharding.h"
 #include "tests/test_support.h"
 
@@ -134,40 +140,143 @@ TEST(ExperimentFile, ErrorsNameTheLineAndKey) {
   EXPECT_NE(e.find("each per-scale list needs 10 values"), std::string::npos) << e;
 }
 
+// A tiny-d2 checkpoint with its weights edited: NaN in one (refused at load) or huge but finite ones
+// (logits overflow to Inf at scale 0, found by the per-batch logits check).
+std::string edited_checkpoint(const std::string& dir, const std::string& name, float head_weight_value, bool one_nan) {
+  auto model = load_var({"", "tiny-d2", 7});
+  auto tensors = state_dict(*model);
+  for (auto& [k, v] : tensors) v = v.clone();
+  if (one_nan) tensors.at("head.weight")[0][0] = std::numeric_limits<float>::quiet_NaN();
+  else tensors.at("head.weight").fill_(head_weight_value);
+  const auto path = dir + "/" + name + ".safetensors";
+  save_safetensors(path, tensors);
+  return path;
+}
+
 TEST(Sweep, AFailingRunIsRecordedTheOthersCompleteAndTheExitCodeIsNonZero) {
   const auto dir = temp_dir("sweep_fail");
+  const auto toml = experiment(std::string(kTwoEngines) + R"(
+[[engines]]
+name = "poisoned"
+type = "single"
+model = "poisoned"
+[[engines]]
+name = "overflowing"
+type = "collaborative"
+drafter = "overflowing"
+refiner = "small"
+draft_steps = 2
+)") + "[models.poisoned]\ncheckpoint = \"" + edited_checkpoint(dir, "nan", 0, true) + "\"\n" +
+                    "[models.overflowing]\ncheckpoint = \"" + edited_checkpoint(dir, "huge", 3e38f, false) + "\"\n";
+  const auto dry = run_varbench("run " + write(dir, toml) + " --dry-run");
+  EXPECT_EQ(dry.exit_code, 0) << dry.output;  // nothing static is wrong: the files exist and their headers read
+  const auto r = run_varbench("run " + write(dir, toml) + " --out " + dir + "/r.h5 --threads 2");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("run 'poisoned' failed: model 'poisoned' could not be loaded: " + dir + "/nan.safetensors: NaN or Inf weights in 1 key: head.weight (1 of "),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("run 'overflowing' failed: model 'overflowing' produced non-finite logits (NaN or Inf) at scale 0"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("3 runs done now, 0 already completed, 2 failed"), std::string::npos) << r.output;
+  h5::File f(dir + "/r.h5", h5::File::Mode::kReadOnly);
+  auto runs = f.root().group("runs");
+  EXPECT_EQ(runs.group("large").attr_string("status"), "completed");
+  EXPECT_EQ(runs.group("code,draft_steps=3").attr_string("status"), "completed");
+  EXPECT_EQ(runs.group("code,draft_steps=6").attr_string("status"), "completed");
+  EXPECT_EQ(runs.group("poisoned").attr_string("status"), "failed");
+  EXPECT_EQ(runs.group("overflowing").attr_string("status"), "failed");
+  EXPECT_NE(runs.group("overflowing").attr_string("error").find("at scale 0"), std::string::npos);
+}
+
+TEST(Sweep, StaticErrorsStopBeforeAnyWorkNamingFileLineAndKey) {
+  const auto dir = temp_dir("sweep_static");
   const auto toml = experiment(std::string(kTwoEngines) + R"(
 [[engines]]
 name = "broken"
 type = "collaborative"
 drafter = "large"
 refiner = "small"
-draft_steps = 12
+draft_steps = [4, 12]
+[[engines]]
+name = "typo"
+type = "speculative"
+draft = "smal"
+target = "large"
 [[engines]]
 name = "missing"
 type = "single"
 model = "gone"
 )") + "[models.gone]\ncheckpoint = \"/nonexistent/var_d99.safetensors\"\nconfig = \"tiny-d2\"\n";
-  const auto dry = run_varbench("run " + write(dir, toml) + " --dry-run");
-  EXPECT_EQ(dry.exit_code, 0) << dry.output;
-  EXPECT_NE(dry.output.find("missing checkpoints (the runs that use them would fail; --random-init runs them with random weights): "
-                            "/nonexistent/var_d99.safetensors (gone)"),
-            std::string::npos)
-      << dry.output;
-  const auto r = run_varbench("run " + write(dir, toml) + " --out " + dir + "/r.h5 --threads 2");
+  const auto path = write(dir, toml);
+  const auto out = dir + "/r.h5";
+  for (const auto& args : {std::string(" --dry-run"), " --out " + out}) {
+    const auto r = run_varbench("run " + path + args);
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_NE(r.output.find(path + ":35: [[engines]] 'broken' (collaborative): draft_steps = 12 is outside 1..9"), std::string::npos)
+        << r.output;
+    EXPECT_NE(r.output.find(path + ":39: [[engines]] 'typo' (speculative): draft = 'smal': no such model (models: gone, large, small)"),
+              std::string::npos)
+        << r.output;
+    EXPECT_NE(r.output.find(path + ":45: [models.gone] /nonexistent/var_d99.safetensors: no such checkpoint file (--random-init runs "
+                                   "the experiment with random weights of 'tiny-d2': speed and memory only)"),
+              std::string::npos)
+        << r.output;
+    EXPECT_EQ(r.output.find("Exception raised from"), std::string::npos) << r.output;  // no libtorch backtrace
+  }
+  EXPECT_FALSE(std::filesystem::exists(out));  // no work, not even an empty result file
+  // With random weights the checkpoint is not needed; the engine errors stay.
+  const auto random = run_varbench("run " + path + " --dry-run --random-init");
+  EXPECT_EQ(random.output.find("var_d99"), std::string::npos) << random.output;
+  EXPECT_NE(random.output.find("2 problems"), std::string::npos) << random.output;
+}
+
+TEST(ExperimentFile, WrongTypesNameTheLineKeyAndValue) {
+  const auto base = experiment(kTwoEngines);
+  EXPECT_EQ(parse_error(base + "[sampling]\ncfg = \"high\"\n"), "exp.toml:30: 'cfg' = 'high' must be a number");
+  EXPECT_EQ(parse_error(base + "[sampling]\ntop_p = true\n"), "exp.toml:30: 'top_p' = true must be a number");
+  EXPECT_EQ(parse_error(base + "[sampling]\ntop_k = 1.5\n"), "exp.toml:30: 'top_k' = 1.5 must be an integer");
+  EXPECT_EQ(parse_error(base + "[sampling]\ntop_p = 1.5\n"), "exp.toml:30: top_p = 1.5: must be in [0, 1] (0 disables)");
+  auto e = parse_error(std::string(base).replace(base.find("warmup = 0"), 10, "warmup = [0, 1]"));
+  EXPECT_EQ(e, "exp.toml:6: 'warmup' = [...] must be an integer (this setting cannot be swept: one value per experiment)");
+  e = parse_error(std::string(base).replace(base.find("seed = 3"), 8, "seed = \"three\""));
+  EXPECT_EQ(e, "exp.toml:8: 'seed' = 'three' must be an integer");
+  e = parse_error(experiment(kTwoEngines, "device = 0\n"));
+  EXPECT_EQ(e, "exp.toml:10: 'device' = 0 must be a string, e.g. \"cpu\" or \"cuda\"");
+  // A per-engine sampling override is named at its own line.
+  e = parse_error(experiment(std::string(kTwoEngines).replace(std::string(kTwoEngines).find("model = \"large\""), 15,
+                                                              "model = \"large\"\nsampling = { cfg = \"x\" }")));
+  EXPECT_EQ(e, "exp.toml:23: 'cfg' = 'x' must be a number");
+}
+
+TEST(ResultFile, ADamagedFileIsRefusedNamingFileAndDataset) {
+  const auto dir = temp_dir("damaged_results");
+  const auto path = dir + "/damaged.h5";
+  auto write_run = [&](uint64_t ms_rows, bool float_repetition) {
+    h5::File f(path, h5::File::Mode::kCreate);
+    auto run = f.root().create_group("runs/large");
+    run.set_attr("status", "completed");
+    auto t = run.create_group("timing");
+    if (float_repetition) t.write<double>("batch_repetition", {0.0, 1.0, 2.0});
+    else t.write<int64_t>("batch_repetition", {0, 1, 2});
+    t.write<int64_t>("batch_images", {2, 2, 2});
+    t.write<double>("batch_ms", std::vector<double>(ms_rows, 1.0));
+    t.write<double>("batch_with_decode_ms", {1.0, 1.0, 1.0});
+    const std::vector<double> scales(3 * 10, 0.1);
+    t.write<double>("scale_ms", {3, 10}, scales.data());
+  };
+  write_run(3, false);
+  EXPECT_EQ(testing::error_of([&] { read_run_records(path); }), "");
+  write_run(2, false);
+  EXPECT_EQ(testing::error_of([&] { read_run_records(path); }),
+            path + ": /runs/large/timing/batch_ms has 2 rows, /runs/large/timing/batch_repetition 3: the file is damaged");
+  write_run(3, true);
+  EXPECT_EQ(testing::error_of([&] { read_run_records(path); }),
+            path + ": /runs/large/timing/batch_repetition: expected a 1-dimensional integer dataset");
+  // Through the command line: one line, exit code 1, no backtrace.
+  const auto r = run_varbench("report " + path + " --no-figures");
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_NE(r.output.find("draft_steps = 12 is outside 1..9"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("/nonexistent/var_d99.safetensors: no such checkpoint file (--random-init runs the experiment with "
-                          "random weights of 'tiny-d2': speed and memory only)"),
-            std::string::npos)
-      << r.output;
-  h5::File f(dir + "/r.h5", h5::File::Mode::kReadOnly);
-  auto runs = f.root().group("runs");
-  EXPECT_EQ(runs.group("large").attr_string("status"), "completed");
-  EXPECT_EQ(runs.group("code,draft_steps=3").attr_string("status"), "completed");
-  EXPECT_EQ(runs.group("code,draft_steps=6").attr_string("status"), "completed");
-  EXPECT_EQ(runs.group("broken").attr_string("status"), "failed");
-  EXPECT_NE(runs.group("missing").attr_string("error").find("var_d99.safetensors"), std::string::npos);
+  EXPECT_NE(r.output.find("varbench: error: " + path + ": /runs/large/timing/batch_repetition: expected"), std::string::npos) << r.output;
 }
 
 TEST(ResultFile, FollowsTheSchema) {
@@ -348,6 +457,32 @@ TEST(Report, FormatsAreParseable) {
   EXPECT_EQ(iterations, 3);  // one repetition per run
   EXPECT_EQ(j["benchmarks"][0]["time_unit"], "ms");
   EXPECT_DOUBLE_EQ(j["varbench_rows"][0]["speedup"].get<double>(), 1.0);  // the baseline against itself
+}
+
+TEST(Report, TheNullEngineShowsItsOverheadPerBatchNotThroughput) {
+  auto record = [](const std::string& engine, const std::string& type, std::vector<double> ms) {
+    RunRecord r;
+    r.spec.id = r.spec.engine_name = engine;
+    r.spec.engine_type = type;
+    r.spec.batch_size = 4;
+    r.status = "completed";
+    r.num_images = 8;
+    r.batch_ms = r.batch_with_decode_ms = ms;
+    r.batch_repetition = {0, 0, 1, 1};
+    r.batch_images = {4, 4, 4, 4};
+    return r;
+  };
+  const std::vector<RunRecord> records{record("large", "single", {2000, 2000, 2000, 2000}), record("null", "null", {0.03, 0.04, 0.03, 0.05})};
+  const auto rows = report_rows(records, "large");
+  EXPECT_TRUE(rows[1].driver_overhead);
+  EXPECT_FALSE(std::isfinite(rows[1].images_per_s));
+  EXPECT_EQ(rows[1].speedup, 0.0);
+  EXPECT_NEAR(rows[1].latency_p50_ms, 0.035, 1e-12);
+  const auto md = format_report(rows, ReportFormat::kMarkdown, records);
+  EXPECT_NE(md.find("| null  | null   |        | 4     | 8      | -     | -         | 0.035  | 0.047  | -          | -        | -            |"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("ok: the driver's own overhead per batch (no model runs)"), std::string::npos) << md;
 }
 
 TEST(Sharding, ComesFromTheFlagOrTheSchedulersEnvironment) {

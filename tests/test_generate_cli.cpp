@@ -5,8 +5,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "harness/io/hdf5.h"
-#include "harness/io/image_files.h"
+#include "formats/hdf5.h"
+#include "formats/image_files.h"
 #include "tests/test_support.h"
 
 namespace varbench {

@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <regex>
 
-#include "harness/io/hdf5.h"
+#include "formats/hdf5.h"
 #include "tests/test_support.h"
 
 namespace varbench {

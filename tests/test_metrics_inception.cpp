@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "engines/model/weights.h"
+#include "formats/weights.h"
 #include "metrics/extract.h"
 #include "metrics/inception.h"
 #include "metrics/preprocess.h"

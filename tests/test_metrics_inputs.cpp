@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "harness/io/hdf5.h"
+#include "formats/hdf5.h"
 #include "metrics/evaluation_set.h"
 #include "metrics/image_sources.h"
 #include "tests/test_support.h"

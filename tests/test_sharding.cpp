@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "harness/io/hdf5.h"
+#include "formats/hdf5.h"
 #include "tests/test_support.h"
 
 namespace varbench {

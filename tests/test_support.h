@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "engines/model/safetensors.h"
+#include "formats/safetensors.h"
 
 namespace varbench::testing {
 

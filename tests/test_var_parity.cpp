@@ -5,7 +5,7 @@
 
 #include "engines/model/generation.h"
 #include "engines/model/loading.h"
-#include "engines/model/weights.h"
+#include "formats/weights.h"
 #include "tests/test_support.h"
 
 namespace varbench {

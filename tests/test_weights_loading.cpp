@@ -4,10 +4,13 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
+
+#include <fmt/format.h>
 
 #include "engines/model/loading.h"
-#include "engines/model/safetensors.h"
-#include "engines/model/weights.h"
+#include "formats/safetensors.h"
+#include "formats/weights.h"
 #include "tests/test_support.h"
 
 namespace varbench {
@@ -67,6 +70,14 @@ TEST(Safetensors, RejectsMalformedHeadersNamingTheFileAndTensor) {
   EXPECT_NE(error_of([&] { SafetensorsFile f(p); }).find("'a' and 'b' overlap"), std::string::npos);
   EXPECT_NE(error_of([&] { SafetensorsFile f(dir + "/absent.safetensors"); }).find("absent.safetensors: cannot open"),
             std::string::npos);
+  // 2^32 x 2^32 elements wrap a 64-bit count round to 0, which would match an empty data range.
+  write_raw(p, R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", "");
+  e = error_of([&] { SafetensorsFile f(p); });
+  EXPECT_NE(e.find("tensor 'w': shape [4294967296,4294967296] has more elements than a 64-bit count holds"), std::string::npos) << e;
+  // 2^62 F32 elements: the count fits, the byte size (2^64) does not.
+  write_raw(p, R"({"w":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]}})", "");
+  e = error_of([&] { SafetensorsFile f(p); });
+  EXPECT_NE(e.find("has more bytes than a 64-bit size holds"), std::string::npos) << e;
 }
 
 class StrictLoading : public ::testing::Test {
@@ -107,9 +118,40 @@ TEST_F(StrictLoading, NamesAWrongShape) {
 }
 
 TEST_F(StrictLoading, NamesAWrongDtype) {
-  tensors_["pos_start"] = tensors_["pos_start"].to(torch::kHalf);
+  tensors_["pos_start"] = tensors_["pos_start"].to(torch::kInt);
+  tensors_["lvl_1L"] = tensors_["lvl_1L"].to(torch::kFloat);  // an integer buffer stored as float
   const auto e = load_error(tensors_);
-  EXPECT_NE(e.find("wrongly typed key: pos_start (file Half, model Float)"), std::string::npos) << e;
+  EXPECT_NE(e.find("2 wrongly typed keys: lvl_1L (file Float, model Long), pos_start (file Int, model Float)"), std::string::npos) << e;
+}
+
+TEST_F(StrictLoading, HalfAndBfloat16CheckpointsLoadConvertedAndSaySo) {
+  // Model hubs often ship fp16/bf16 weights: each floating tensor is converted to the model's dtype.
+  for (auto dtype : {torch::kHalf, torch::kBFloat16}) {
+    auto t = tensors_;
+    int64_t floating = 0;
+    for (auto& [k, v] : t)
+      if (v.is_floating_point()) v = v.to(dtype), ++floating;
+    const auto path = dir_ + "/var_half.safetensors";
+    save_safetensors(path, t);
+    ::testing::internal::CaptureStderr();
+    auto model = load_var({path, "", 0});
+    const auto said = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(said.find(fmt::format("var_half.safetensors: converted {} tensors {} -> Float on load", floating, c10::toString(dtype))),
+              std::string::npos) << said;
+    for (const auto& [key, value] : state_dict(*model)) {
+      EXPECT_EQ(value.scalar_type(), tensors_.at(key).scalar_type()) << key;
+      EXPECT_TRUE(torch::equal(value, t.at(key).to(value.scalar_type()))) << key;  // exactly the stored values
+    }
+  }
+}
+
+TEST_F(StrictLoading, RefusesNaNAndInfWeightsNamingTheKeys) {
+  tensors_["head.weight"][0][3] = std::numeric_limits<float>::quiet_NaN();
+  tensors_["head.weight"][1][0] = std::numeric_limits<float>::quiet_NaN();
+  tensors_["blocks.1.ffn.fc2.bias"][2] = std::numeric_limits<float>::infinity();
+  const auto e = load_error(tensors_);
+  EXPECT_NE(e.find("var.safetensors: NaN or Inf weights in 2 keys: blocks.1.ffn.fc2.bias (1 of "), std::string::npos) << e;
+  EXPECT_NE(e.find("head.weight (2 of "), std::string::npos) << e;
 }
 
 TEST_F(StrictLoading, ListsEveryProblemInOneError) {

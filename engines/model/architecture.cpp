@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "engines/model/safetensors.h"
+#include "formats/safetensors.h"
 
 namespace varbench {
 

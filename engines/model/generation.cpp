@@ -58,6 +58,7 @@ torch::Tensor ModelPass::step_hidden(const GenerationState& state, int64_t scale
   compat::AutocastGuard autocast(policy_.autocast, policy_.autocast_dtype);
   if (cache_.length() + pruned_positions_ != model_->arch().schedule.begin(scale))
     throw std::logic_error(fmt::format("cached step of scale {} with {} tokens cached", scale, cache_.length()));
+  scales_run_ = {scale, scale};
   return forward_new_tokens(scale_input(state, scale));
 }
 
@@ -76,6 +77,7 @@ torch::Tensor ModelPass::prefill_hidden(const GenerationState& state, int64_t fi
                                          sched.begin(std::max<int64_t>(first, 1)), position_terms_, cond_.rows()));
   auto x = parts.size() == 1 ? parts[0] : torch::cat(parts, 1);
   auto mask = model_->block_causal_mask(sched.begin(first), sched.end(last)).to(x.scalar_type());
+  scales_run_ = {first, last};
   return forward_new_tokens(x, mask);
 }
 
@@ -95,6 +97,7 @@ torch::Tensor ModelPass::step_pruned_hidden(const GenerationState& state, int64_
   auto kept_rows = rows == B ? kept : kept.repeat({rows / B, 1});                           // [rows, keep]
   auto gather_idx = kept_rows.unsqueeze(-1).expand({rows, keep, C});
   auto previous = last_hidden_;  // the previous scale's final hidden states [rows, l_prev, C]
+  scales_run_ = {scale, scale};
   auto h_kept = forward_new_tokens(x.gather(1, gather_idx));
   pruned_positions_ += l - keep;
   // Pruned tokens take the previous scale's final hidden states, upsampled to this scale's grid.
@@ -114,9 +117,24 @@ torch::Tensor ModelPass::step_pruned_hidden(const GenerationState& state, int64_
   return up;
 }
 
+namespace {
+NonFiniteLogits non_finite(const VarTransformer& model, std::pair<int64_t, int64_t> scales) {
+  return NonFiniteLogits(fmt::format("model '{}' produced non-finite logits (NaN or Inf) at scale {}", model->display_name(),
+                                     scales.first == scales.second ? fmt::format("{}", scales.first)
+                                                                   : fmt::format("{}..{}", scales.first, scales.second)));
+}
+}  // namespace
+
 torch::Tensor ModelPass::logits(const torch::Tensor& hidden) {
   compat::AutocastGuard autocast(policy_.autocast, policy_.autocast_dtype);
-  return model_->logits(hidden, cond_);
+  auto l = model_->logits(hidden, cond_);
+  auto finite = l.isfinite().all();
+  if (l.is_cpu()) {
+    if (!finite.item<bool>()) throw non_finite(model_, scales_run_);
+    return l;
+  }
+  finite_flags_.emplace_back(scales_run_, finite);
+  return l.nan_to_num_(0.0, 0.0, 0.0);
 }
 
 torch::Tensor ModelPass::guide(const torch::Tensor& raw, int64_t scale, const SamplingSettings& settings) {
@@ -142,6 +160,14 @@ void ModelPass::rollback_to_scale(int64_t scale) {
 void ModelPass::release() {
   cache_.release();
   last_hidden_ = torch::Tensor();
+  if (finite_flags_.empty()) return;
+  std::vector<torch::Tensor> flags;
+  for (const auto& [scales, flag] : finite_flags_) flags.push_back(flag);
+  const auto all = torch::stack(flags).cpu();
+  const auto pending = std::move(finite_flags_);
+  finite_flags_.clear();
+  for (size_t i = 0; i < pending.size(); ++i)
+    if (!all[static_cast<int64_t>(i)].item<bool>()) throw non_finite(model_, pending[i].first);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -180,7 +206,9 @@ GenerationState run_single_loop(VarTransformer model, Vqvae vqvae, const Generat
   if (kv_cache_bytes) *kv_cache_bytes = pass.cache().bytes();
   for (int64_t s = 0; s <= last; ++s) {
     if (o.guidance_off_from >= 0 && s == o.guidance_off_from) pass.drop_unconditional();
-    const bool pruned = o.prune_from_scale >= 0 && s >= o.prune_from_scale && o.keep_ratio < 1.0;
+    // keep_ratio 1 still takes the pruned path (every token kept): the same machinery, checkable against
+    // the plain step.
+    const bool pruned = o.prune_from_scale >= 0 && s >= o.prune_from_scale;
     auto hidden = pruned ? pass.step_pruned_hidden(state, s, o.keep_ratio) : pass.step_hidden(state, s);
     auto guided = pass.guide(pass.logits(hidden), s, request.sampling);
     sample_and_commit(state, vqvae, guided, s, sampler, request.sampling);

@@ -6,6 +6,8 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include "engines/model/kv_cache.h"
@@ -68,7 +70,9 @@ class ModelPass {
   // scale's mean input (FastVAR-style pruning); only they enter the KV cache, and the hidden states of the
   // others are the previous scale's, upsampled. Returns hidden states of every token [rows, l, C].
   torch::Tensor step_pruned_hidden(const GenerationState& state, int64_t scale, double keep_ratio);
-  // head(head_nm(h)) in fp32.
+  // head(head_nm(h)) in fp32, checked for NaN and Inf: on the CPU at once (throws NonFiniteLogits naming
+  // the model and scale); on a GPU through a device-side flag read at release(), the one sync, with
+  // non-finite values zeroed meanwhile so that sampling cannot trip a device assert that ends the process.
   torch::Tensor logits(const torch::Tensor& hidden);
   // Guided logits of one scale out of raw logits [rows,l,V] (unguided rows pass through).
   torch::Tensor guide(const torch::Tensor& raw, int64_t scale, const SamplingSettings& settings);
@@ -76,6 +80,7 @@ class ModelPass {
   void drop_unconditional();
   // Forget cached positions of scales after `scale` (speculative rollback); -1 forgets everything.
   void rollback_to_scale(int64_t scale);
+  // Frees the cache; throws NonFiniteLogits when a logits check is pending and failed.
   void release();
 
  private:
@@ -89,6 +94,13 @@ class ModelPass {
   KvCache cache_;
   int64_t pruned_positions_ = 0;  // positions never cached because their tokens were pruned
   torch::Tensor last_hidden_;     // hidden states of the last scale run, for pruned steps
+  std::pair<int64_t, int64_t> scales_run_{0, 0};  // scales of the last forward (what logits() belongs to)
+  std::vector<std::pair<std::pair<int64_t, int64_t>, torch::Tensor>> finite_flags_;  // GPU: pending checks
+};
+
+// Logits with NaN or Inf: a damaged checkpoint or an overflow; the run fails naming model and scale.
+struct NonFiniteLogits : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 struct GenerationRequest {

@@ -5,8 +5,8 @@
 #include <fmt/format.h>
 
 #include "engines/model/random_init.h"
-#include "engines/model/safetensors.h"
-#include "engines/model/weights.h"
+#include "formats/safetensors.h"
+#include "formats/weights.h"
 
 namespace varbench {
 
@@ -50,6 +50,18 @@ Vqvae load_vqvae(const ModelSource& source) {
   load_strict(*vqvae, file);
   freeze_for_inference(*vqvae);
   return vqvae;
+}
+
+VarArch var_architecture(const ModelSource& source) {
+  check_source(source, "VAR model");
+  if (!source.random_config.empty()) return VarArch::named(source.random_config);
+  return VarArch::from_checkpoint(SafetensorsFile(source.checkpoint));
+}
+
+VqvaeArch vqvae_architecture(const ModelSource& source) {
+  check_source(source, "VQVAE");
+  if (!source.random_config.empty()) return VqvaeArch::named(source.random_config);
+  return VqvaeArch::from_checkpoint(SafetensorsFile(source.checkpoint));
 }
 
 void place(torch::nn::Module& module, torch::Device device, torch::ScalarType dtype) {

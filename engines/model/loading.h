@@ -21,6 +21,11 @@ struct ModelSource {
 VarTransformer load_var(const ModelSource& source);
 Vqvae load_vqvae(const ModelSource& source);
 
+// The architecture alone, from the config name or the checkpoint's header (no weight is read): what an
+// experiment can be checked against before any work.
+VarArch var_architecture(const ModelSource& source);
+VqvaeArch vqvae_architecture(const ModelSource& source);
+
 // Moves to `device`; floating-point weights take the policy's dtype (integer buffers stay integer).
 void place(torch::nn::Module& module, torch::Device device, torch::ScalarType dtype);
 

@@ -75,6 +75,9 @@ class VarTransformerImpl : public torch::nn::Module {
  public:
   explicit VarTransformerImpl(const VarArch& arch);
   const VarArch& arch() const { return arch_; }
+  // The experiment's name for this model ("large"), for errors; empty: the architecture's name.
+  std::string label;
+  const std::string& display_name() const { return label.empty() ? arch_.name : label; }
 
   Conditioning condition(const torch::Tensor& labels, bool with_unconditional = true);
   // lvl_embed(scale of token) + pos_1LC: [1, L, C].

@@ -17,7 +17,7 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "harness/io/image_files.h"
+#include "formats/image_files.h"
 #include "harness/memory_probe.h"
 #include "metrics/extract.h"
 #include "metrics/frechet.h"

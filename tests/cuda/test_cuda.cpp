@@ -11,7 +11,7 @@
 #include "engines/model/loading.h"
 #include "engines/model/torch_compat.h"
 #include "harness/device/device.h"
-#include "harness/io/hdf5.h"
+#include "formats/hdf5.h"
 #include "tests/test_support.h"
 
 namespace varbench {

@@ -1,5 +1,6 @@
-#include "engines/model/weights.h"
+#include "formats/weights.h"
 
+#include <iostream>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -23,6 +24,7 @@ void load_strict(torch::nn::Module& module, const SafetensorsFile& file, const s
                  const KeyFilter& ignore_unexpected) {
   const auto expected = state_dict(module);
   std::vector<std::string> missing, unexpected, misshaped, mistyped;
+  std::map<std::string, int64_t> converted;  // "Half -> Float" -> number of tensors
   std::set<std::string> seen;
   for (const auto& [key, info] : file.entries()) {
     if (key.compare(0, prefix.size(), prefix) != 0) {
@@ -38,9 +40,15 @@ void load_strict(torch::nn::Module& module, const SafetensorsFile& file, const s
     seen.insert(name);
     if (c10::IntArrayRef(info.shape) != it->second.sizes())
       misshaped.push_back(fmt::format("{} (file {}, model {})", key, shape_str(info.shape), shape_str(it->second.sizes())));
-    else if (info.dtype != it->second.scalar_type())
-      mistyped.push_back(fmt::format("{} (file {}, model {})", key, c10::toString(info.dtype),
-                                     c10::toString(it->second.scalar_type())));
+    else if (info.dtype != it->second.scalar_type()) {
+      // A floating-point tensor stored in another floating-point type (fp16/bf16 checkpoints are common on
+      // model hubs) is converted; anything else (integer buffers, integer <-> float) is a wrong type.
+      if (c10::isFloatingType(info.dtype) && it->second.is_floating_point())
+        converted[fmt::format("{} -> {}", c10::toString(info.dtype), c10::toString(it->second.scalar_type()))] += 1;
+      else
+        mistyped.push_back(fmt::format("{} (file {}, model {})", key, c10::toString(info.dtype),
+                                       c10::toString(it->second.scalar_type())));
+    }
   }
   for (const auto& [name, t] : expected)
     if (!seen.count(name)) missing.push_back(prefix + name);
@@ -63,9 +71,28 @@ void load_strict(torch::nn::Module& module, const SafetensorsFile& file, const s
   }
 
   torch::NoGradGuard no_grad;
+  std::vector<std::string> non_finite;
+  std::set<std::string> parameters;
+  for (const auto& p : module.named_parameters(/*recurse=*/true)) parameters.insert(p.key());
   for (const auto& [name, target] : expected) {
     auto source = file.tensor(prefix + name);
     target.copy_(source);
+    // One pass over the weights at load: a NaN or Inf weight would otherwise generate a "completed" run
+    // of garbage (argmax over NaN logits). Buffers may hold -inf by design (the attention mask), so for
+    // them only NaN counts.
+    if (target.is_floating_point()) {
+      const int64_t bad = parameters.count(name) ? target.numel() - target.isfinite().sum().item<int64_t>()
+                                                 : target.isnan().sum().item<int64_t>();
+      if (bad > 0) non_finite.push_back(fmt::format("{} ({} of {} values)", prefix + name, bad, target.numel()));
+    }
+  }
+  if (!non_finite.empty())
+    throw std::runtime_error(fmt::format("{}: NaN or Inf weights in {} key{}: {}", file.path(), non_finite.size(),
+                                         non_finite.size() > 1 ? "s" : "", fmt::join(non_finite, ", ")));
+  if (!converted.empty()) {
+    std::vector<std::string> what;
+    for (const auto& [conversion, n] : converted) what.push_back(fmt::format("{} tensors {}", n, conversion));
+    std::cerr << fmt::format("varbench: {}: converted {} on load\n", file.path(), fmt::join(what, ", "));
   }
 }
 

@@ -1,4 +1,4 @@
-#include "harness/io/hdf5.h"
+#include "formats/hdf5.h"
 
 #include <algorithm>
 #include <stdexcept>

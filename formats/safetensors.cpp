@@ -1,4 +1,4 @@
-#include "engines/model/safetensors.h"
+#include "formats/safetensors.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -114,8 +114,13 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path), file_(s
         const int64_t dim = d.get<int64_t>();
         if (dim < 0) throw std::runtime_error("negative dimension");
         info.shape.push_back(dim);
-        numel *= dim;
+        // A header may claim any shape: the product is checked, so that a crafted or damaged file cannot
+        // wrap it round into a size that matches its data offsets.
+        if (__builtin_mul_overflow(numel, dim, &numel))
+          throw std::runtime_error(fmt::format("shape {} has more elements than a 64-bit count holds", value.at("shape").dump()));
       }
+      if (uint64_t bytes = 0; __builtin_mul_overflow(static_cast<uint64_t>(numel), c10::elementSize(info.dtype), &bytes))
+        throw std::runtime_error(fmt::format("shape {} has more bytes than a 64-bit size holds", value.at("shape").dump()));
       const auto& offsets = value.at("data_offsets");
       if (!offsets.is_array() || offsets.size() != 2) throw std::runtime_error("data_offsets must have two entries");
       info.begin = offsets[0].get<uint64_t>();

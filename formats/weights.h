@@ -7,7 +7,7 @@
 #include <map>
 #include <string>
 
-#include "engines/model/safetensors.h"
+#include "formats/safetensors.h"
 
 namespace varbench {
 

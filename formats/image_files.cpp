@@ -1,4 +1,4 @@
-#include "harness/io/image_files.h"
+#include "formats/image_files.h"
 
 #include <png.h>
 #include <zip.h>

@@ -1,4 +1,4 @@
-#include "harness/io/file_lock.h"
+#include "formats/file_lock.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
