@@ -2,7 +2,8 @@
 // The drafter (large) runs scales 0..N-1 with its own KV cache and hands over f_hat and the next-scale
 // inputs it produced; its cache is freed. The refiner (small) embeds those inputs with its own
 // embeddings and runs one block-causal forward over scales 0..N, filling its cache; scale N is sampled
-// from that pass (guided at scale N only), then scales N+1..9 continue cached.
+// from that pass (guided at scale N only), then scales N+1..9 continue cached. Phases: the drafter's
+// set-up, scales 0..N-1, the refiner's set-up, its prefix pass, scale N's sampling, scales N+1..9.
 // Reference RNG mode replays the official refiner: it re-seeds a generator with the same seed and
 // samples (and discards) every prefix scale 0..N-1 from its own conditional, unguided logits before
 // sampling scale N, so that CoDe reproduces the official tokens.
@@ -34,6 +35,7 @@ class CollaborativeEngine : public Engine {
       auto sampler = make_sampler(request, device);
       ModelPass drafter(drafter_, request.labels, true, policy_, sched.begin(N));
       kv_peak = drafter.cache().bytes();
+      observer.setup_done();
       for (int64_t s = 0; s < N; ++s) {
         sample_and_commit(state, vqvae_, drafter.guide(drafter.step(state, s), s, settings), s, sampler, settings);
         observer.scale_done(s);
@@ -45,6 +47,7 @@ class CollaborativeEngine : public Engine {
     auto sampler = make_sampler(request, device);  // reference mode: a fresh generator with the same seed
     ModelPass refiner(refiner_, request.labels, true, policy_, sched.total_tokens());
     kv_peak = std::max(kv_peak, refiner.cache().bytes());
+    observer.setup_done();  // the drafter's release and the refiner's set-up
     auto hidden = refiner.prefill_hidden(state, 0, N);
     torch::Tensor raw_N;
     if (request.rng_mode == RngMode::kReference) {
@@ -57,6 +60,7 @@ class CollaborativeEngine : public Engine {
     } else {
       raw_N = refiner.logits(hidden.narrow(1, sched.begin(N), sched.tokens(N)));
     }
+    observer.phase_done(Phase::kPrefix, 0, N);  // scale N's time below is its guidance and sampling only
     sample_and_commit(state, vqvae_, refiner.guide(raw_N, N, settings), N, sampler, settings);
     observer.scale_done(N);
     for (int64_t s = N + 1; s < S; ++s) {

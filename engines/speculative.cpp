@@ -80,6 +80,7 @@ class SpeculativeEngine : public Engine {
     accepted_tokens.assign(S, 0.0);
     discarded_tokens.assign(S, 0.0);
     double target_passes = 0;
+    observer.setup_done();
 
     for (int64_t s = 0; s < S;) {
       const int64_t last = std::min(S, s + lookahead_) - 1;
@@ -92,6 +93,7 @@ class SpeculativeEngine : public Engine {
         x[j] = sampler.draw(q[j], j, RandomStream::kToken);
         draft.commit(vqvae_, x[j]);
       }
+      observer.phase_done(Phase::kDraft, s, last);
       // Verify all of them with one target pass.
       auto raw = large.logits(large.prefill_hidden(draft, s, last));
       target_passes += 1;
@@ -119,7 +121,8 @@ class SpeculativeEngine : public Engine {
       }
       large.rollback_to_scale(settled);
       small.rollback_to_scale(settled);
-      for (int64_t j = s; j <= settled; ++j) observer.scale_done(j);
+      // Rounds, not scales: the settled scales share the round's draft and verification.
+      observer.phase_done(Phase::kVerify, s, settled);
       s = settled + 1;
     }
     small.release();

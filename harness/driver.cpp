@@ -27,25 +27,49 @@ namespace varbench {
 
 namespace {
 
-// Marks the engine's scale boundaries on the run's timeline; the driver reads the times afterwards.
+// Marks the engine's phase boundaries on the run's timeline; the driver reads the times afterwards.
 class TimingObserver : public ScaleObserver {
  public:
+  struct Mark {
+    Phase phase;
+    int64_t first_scale, last_scale;
+    size_t mark;  // the phase runs from the previous boundary to this mark
+  };
   explicit TimingObserver(device::Timeline& timeline) : timeline_(timeline) {}
-  void scale_done(int64_t scale) override {
+  void phase_done(Phase phase, int64_t first_scale, int64_t last_scale) override {
     timeline_.mark();
-    scale_marks_.emplace_back(scale, timeline_.marks() - 1);
+    marks_.push_back({phase, first_scale, last_scale, timeline_.marks() - 1});
   }
   void transformer_done() override {
     timeline_.mark();
     transformer_mark_ = timeline_.marks() - 1;
   }
-  const std::vector<std::pair<int64_t, size_t>>& scale_marks() const { return scale_marks_; }
+  const std::vector<Mark>& marks() const { return marks_; }
   size_t transformer_mark() const { return transformer_mark_; }
 
  private:
   device::Timeline& timeline_;
-  std::vector<std::pair<int64_t, size_t>> scale_marks_;
+  std::vector<Mark> marks_;
   size_t transformer_mark_ = 0;
+};
+
+// The memory pass: at every phase boundary, the allocator's peak since the previous one and the KV cache
+// bytes alive at it; then a new phase starts.
+class MemoryObserver : public ScaleObserver {
+ public:
+  explicit MemoryObserver(MemoryProbe& probe) : probe_(probe) {}
+  void phase_done(Phase phase, int64_t first_scale, int64_t last_scale) override {
+    const auto kv = probe_.kv_at_peak();
+    phases_.push_back({static_cast<int64_t>(phase), first_scale, last_scale, probe_.peak_above_start_bytes(), kv.allocated, kv.filled});
+    probe_.reset_peak();
+  }
+  // Between the last phase and this point the engine only frees (caches released): nothing to record.
+  void transformer_done() override { probe_.reset_peak(); }
+  std::vector<RunRecord::MemoryPhase>& phases() { return phases_; }
+
+ private:
+  MemoryProbe& probe_;
+  std::vector<RunRecord::MemoryPhase> phases_;
 };
 
 // The models of one (device, dtype) group, loaded once for all its runs.
@@ -132,12 +156,11 @@ void execute_run(const Experiment& x, const RunSpec& run, LoadedGroup& group, En
     rec.weights_bytes += parameter_bytes(*m);
     rec.models[name] = fmt::format("depth={} source={}", m->arch().depth, group.sources.at(name));
   }
+  const bool decodes = !engine.models_used().empty();  // the null engine neither runs a model nor decodes
+  if (decodes && models.vqvae) rec.weights_bytes += parameter_bytes(*models.vqvae);
 
   c10::InferenceMode inference;
   MemoryProbe probe(device);
-  device::empty_cache(device);
-  probe.start();
-  int64_t kv_peak = 0;
 
   auto request_for = [&](const Batch& b) {
     GenerationRequest r;
@@ -157,8 +180,24 @@ void execute_run(const Experiment& x, const RunSpec& run, LoadedGroup& group, En
     return res.decodable ? models.vqvae->decode(res.state.f_hat) : torch::Tensor();
   };
 
-  // Warm-up batches: the same work, untimed, discarded.
-  for (int64_t w = 0; w < x.warmup_batches && !batches.empty(); ++w) {
+  // The memory pass (the first warm-up batch, or one extra untimed batch without warm-up): phase by phase,
+  // the allocator's peak and the KV cache alive at it. Then the other warm-up batches: the same work,
+  // untimed, discarded.
+  if (!batches.empty()) {
+    device::synchronize(device);
+    device::empty_cache(device);
+    probe.start();
+    MemoryObserver memory(probe);
+    auto res = engine.run(request_for(batches[0]), memory);
+    decode(res);
+    device::synchronize(device);
+    memory.phase_done(Phase::kDecode, -1, -1);
+    rec.memory_phases = std::move(memory.phases());
+    rec.peak_rss_bytes = probe.peak_rss_bytes();
+    if (x.warmup_batches > 0) progress.advance();
+    batch_finished();
+  }
+  for (int64_t w = 1; w < x.warmup_batches && !batches.empty(); ++w) {
     ScaleObserver ignore;
     auto res = engine.run(request_for(batches[w % batches.size()]), ignore);
     decode(res);
@@ -180,17 +219,27 @@ void execute_run(const Experiment& x, const RunSpec& run, LoadedGroup& group, En
       std::vector<double> at(intervals.size() + 1, 0.0);
       for (size_t i = 0; i < intervals.size(); ++i) at[i + 1] = at[i] + intervals[i];
       std::vector<double> per_scale(S, std::numeric_limits<double>::quiet_NaN());
+      const auto batch_row = static_cast<int64_t>(rec.batch_ms.size());
+      auto record_phase = [&](Phase phase, int64_t first, int64_t last, double ms) {
+        rec.phase_batch.push_back(batch_row);
+        rec.phase_kind.push_back(static_cast<int64_t>(phase));
+        rec.phase_first_scale.push_back(first);
+        rec.phase_last_scale.push_back(last);
+        rec.phase_ms.push_back(ms);
+      };
       size_t previous = 0;
-      for (const auto& [scale, mark] : observer.scale_marks()) {
-        per_scale[scale] = at[mark] - at[previous];
-        previous = mark;
+      for (const auto& m : observer.marks()) {
+        const double ms = at[m.mark] - at[previous];
+        if (m.phase == Phase::kScale) per_scale[m.first_scale] = ms;
+        record_phase(m.phase, m.first_scale, m.last_scale, ms);
+        previous = m.mark;
       }
+      record_phase(Phase::kDecode, -1, -1, at.back() - at[observer.transformer_mark()]);
       rec.batch_repetition.push_back(rep);
       rec.batch_images.push_back(b.size);
       rec.batch_ms.push_back(at[observer.transformer_mark()]);
       rec.batch_with_decode_ms.push_back(at.back());
       rec.scale_ms.push_back(per_scale);
-      kv_peak = std::max(kv_peak, res.kv_cache_peak_bytes);
       if (rep == 0) {
         std::vector<int64_t> labels, in_class, seeds;
         for (int64_t i = 0; i < b.size; ++i) {
@@ -212,12 +261,19 @@ void execute_run(const Experiment& x, const RunSpec& run, LoadedGroup& group, En
     }
   }
 
+  // The split at the phase with the largest peak. On CUDA the KV figure is the largest alive in that phase,
+  // which can exceed what was alive at the allocator's peak moment; it is capped so the parts still sum.
   rec.memory_measured = probe.tracks_tensors();
-  const int64_t allocated = probe.peak_above_start_bytes();
-  rec.kv_cache_bytes = kv_peak;
-  rec.peak_bytes = rec.weights_bytes + allocated;
-  rec.activations_bytes = std::max<int64_t>(0, allocated - kv_peak);
-  rec.peak_rss_bytes = probe.peak_rss_bytes();
+  for (size_t i = 0; i < rec.memory_phases.size(); ++i)
+    if (rec.peak_phase < 0 || rec.memory_phases[i].allocated_bytes > rec.memory_phases[rec.peak_phase].allocated_bytes)
+      rec.peak_phase = static_cast<int64_t>(i);
+  if (rec.peak_phase >= 0) {
+    const auto& at_peak = rec.memory_phases[rec.peak_phase];
+    rec.kv_cache_bytes = std::min(at_peak.kv_allocated_bytes, at_peak.allocated_bytes);
+    rec.kv_filled_bytes = std::min(at_peak.kv_filled_bytes, rec.kv_cache_bytes);
+    rec.activations_bytes = at_peak.allocated_bytes - rec.kv_cache_bytes;
+    rec.peak_bytes = rec.weights_bytes + at_peak.allocated_bytes;
+  }
   results.commit(*writer, rec, collect_provenance(device, models.policy.compute_dtype()));
 }
 
@@ -398,6 +454,24 @@ std::vector<RunRecord> read_run_records(const std::string& path) {
         if (n != batches)
           throw std::runtime_error(fmt::format("{}: {}/{} has {} rows, {}/batch_repetition {}: the file is damaged", path, t.path(),
                                                name, n, t.path(), batches));
+      if (t.has("phase_kind")) {  // files of varbench before phases have none
+        r.phase_batch = column("phase_batch", H5T_INTEGER, 1).read<int64_t>();
+        r.phase_kind = column("phase_kind", H5T_INTEGER, 1).read<int64_t>();
+        r.phase_first_scale = column("phase_first_scale", H5T_INTEGER, 1).read<int64_t>();
+        r.phase_last_scale = column("phase_last_scale", H5T_INTEGER, 1).read<int64_t>();
+        r.phase_ms = column("phase_ms", H5T_FLOAT, 1).read<double>();
+        const size_t phases = r.phase_kind.size();
+        for (const auto& [name, n] : {std::pair{"phase_batch", r.phase_batch.size()}, std::pair{"phase_first_scale", r.phase_first_scale.size()},
+                                      std::pair{"phase_last_scale", r.phase_last_scale.size()}, std::pair{"phase_ms", r.phase_ms.size()}})
+          if (n != phases)
+            throw std::runtime_error(fmt::format("{}: {}/{} has {} rows, {}/phase_kind {}: the file is damaged", path, t.path(), name, n,
+                                                 t.path(), phases));
+        for (size_t i = 0; i < phases; ++i)
+          if (r.phase_batch[i] < 0 || r.phase_batch[i] >= static_cast<int64_t>(batches) || r.phase_kind[i] < 0 ||
+              r.phase_kind[i] >= kNumPhases)
+            throw std::runtime_error(fmt::format("{}: {}: phase row {} names batch {} or kind {} that does not exist: the file is damaged",
+                                                 path, t.path(), i, r.phase_batch[i], r.phase_kind[i]));
+      }
       for (size_t i = 0; i < batches; ++i)
         if (r.batch_repetition[i] < 0 || r.batch_images[i] < 0)
           throw std::runtime_error(fmt::format("{}: {}: negative repetition or image count in row {}: the file is damaged", path,
@@ -411,6 +485,24 @@ std::vector<RunRecord> read_run_records(const std::string& path) {
       r.kv_cache_bytes = m.attr_int("kv_cache_bytes");
       r.activations_bytes = m.attr_int("activations_bytes");
       r.peak_rss_bytes = m.attr_int("peak_rss_bytes");
+      if (m.has_attr("kv_filled_bytes")) r.kv_filled_bytes = m.attr_int("kv_filled_bytes");
+      if (m.has_attr("peak_phase")) r.peak_phase = m.attr_int("peak_phase");
+      if (m.has("phase_kind")) {
+        std::vector<std::vector<int64_t>> cols;
+        for (const char* name : {"phase_kind", "phase_first_scale", "phase_last_scale", "phase_allocated_bytes",
+                                 "phase_kv_allocated_bytes", "phase_kv_filled_bytes"}) {
+          if (!m.has(name)) throw std::runtime_error(fmt::format("{}: {}/{} is missing", path, m.path(), name));
+          cols.push_back(m.dataset(name).read<int64_t>());
+          if (cols.back().size() != cols.front().size())
+            throw std::runtime_error(fmt::format("{}: {}/{} has {} rows, phase_kind {}: the file is damaged", path, m.path(), name,
+                                                 cols.back().size(), cols.front().size()));
+        }
+        for (size_t i = 0; i < cols[0].size(); ++i)
+          r.memory_phases.push_back({cols[0][i], cols[1][i], cols[2][i], cols[3][i], cols[4][i], cols[5][i]});
+        if (r.peak_phase >= static_cast<int64_t>(r.memory_phases.size()))
+          throw std::runtime_error(fmt::format("{}: {}: peak_phase {} of {} phases: the file is damaged", path, m.path(), r.peak_phase,
+                                               r.memory_phases.size()));
+      }
     }
     if (g.has("engine_stats")) {
       auto e = g.group("engine_stats");

@@ -18,6 +18,7 @@ namespace varbench {
 
 namespace {
 std::atomic<int64_t> g_live{0}, g_peak{0};
+std::atomic<int64_t> g_kv_allocated_at_peak{0}, g_kv_filled_at_peak{0};  // kv_bytes_now() when g_peak was set
 std::atomic<bool> g_installed{false};
 
 // Wraps libtorch's CPU allocator: every allocation is counted until it is freed. libtorch expects a CPU
@@ -40,7 +41,13 @@ class TrackingAllocator final : public compat::AllocatorAdapter {
       }
       const int64_t live = g_live.fetch_add(bytes) + bytes;
       int64_t peak = g_peak.load();
-      while (live > peak && !g_peak.compare_exchange_weak(peak, live)) {
+      bool raised = false;
+      while (live > peak && !(raised = g_peak.compare_exchange_weak(peak, live))) {
+      }
+      if (raised) {  // what of the peak is KV cache: the split is taken at this moment
+        const auto kv = kv_bytes_now();
+        g_kv_allocated_at_peak.store(kv.allocated);
+        g_kv_filled_at_peak.store(kv.filled);
       }
     }
     return {data, data, &release, c10::Device(c10::DeviceType::CPU)};
@@ -90,7 +97,12 @@ void keep_freed_memory_for_reuse() {
 
 int64_t cpu_tracked_live_bytes() { return g_live.load(); }
 int64_t cpu_tracked_peak_bytes() { return g_peak.load(); }
-void cpu_tracked_reset_peak() { g_peak.store(g_live.load()); }
+void cpu_tracked_reset_peak() {
+  g_peak.store(g_live.load());
+  const auto kv = kv_bytes_now();
+  g_kv_allocated_at_peak.store(kv.allocated);
+  g_kv_filled_at_peak.store(kv.filled);
+}
 
 MemoryProbe::MemoryProbe(torch::Device device) : device_(device) {}
 
@@ -105,6 +117,7 @@ void MemoryProbe::start() {
     cpu_tracked_reset_peak();
     live_at_start_ = cpu_tracked_live_bytes();
   }
+  kv_bytes_reset_peak();
   // Resets VmHWM to the current RSS (Linux >= 4.0); harmless when not permitted.
   std::ofstream("/proc/self/clear_refs") << "5";
 }
@@ -112,6 +125,17 @@ void MemoryProbe::start() {
 int64_t MemoryProbe::peak_above_start_bytes() const {
   const int64_t peak = device_.is_cuda() ? device::allocator_stats(device_).peak_bytes : cpu_tracked_peak_bytes();
   return std::max<int64_t>(0, peak - live_at_start_);
+}
+
+KvBytes MemoryProbe::kv_at_peak() const {
+  if (device_.is_cuda()) return kv_bytes_peak();
+  return {g_kv_allocated_at_peak.load(), g_kv_filled_at_peak.load()};
+}
+
+void MemoryProbe::reset_peak() {
+  if (device_.is_cuda()) device::reset_peak_stats(device_);
+  else cpu_tracked_reset_peak();
+  kv_bytes_reset_peak();
 }
 
 int64_t MemoryProbe::peak_rss_bytes() const { return read_status_kb("VmHWM"); }

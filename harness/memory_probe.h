@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "engines/model/kv_cache.h"
+
 namespace varbench {
 
 // Installs the CPU tracking allocator (call once at start-up, before any tensor is made).
@@ -22,6 +24,11 @@ class MemoryProbe {
   void start();
   // Tensor bytes allocated above the start level at the peak (CUDA: caching-allocator allocations).
   int64_t peak_above_start_bytes() const;
+  // The KV cache bytes alive at that peak: on the CPU read at the moment the peak was set (exact); on
+  // CUDA the largest alive since the last reset (the allocator's peak moment is not observable).
+  KvBytes kv_at_peak() const;
+  // Starts a new phase: the peak becomes what is live now (start level unchanged).
+  void reset_peak();
   int64_t live_at_start_bytes() const { return live_at_start_; }
   // Process peak RSS since start() (VmHWM after resetting it through /proc/self/clear_refs), or -1.
   int64_t peak_rss_bytes() const;

@@ -218,32 +218,50 @@ MergeSummary merge_results(const std::string& out, const std::vector<std::string
       merge_rows<uint8_t>(files, shards, run, schema::kImages, g, total, {1, d[1], d[2], d[3]}, 4);
     }
 
-    // Timing samples: every shard's batches (each shard timed its own batches).
+    // Timing samples: every shard's batches (each shard timed its own batches), integer columns kept
+    // integer; phase rows name their batch by row, so they move by the batches of the shards before.
     if (first.has("timing")) {
       auto timing = g.create_group("timing");
       copy_attrs(first.group("timing"), timing);
       for (const auto& name : first.group("timing").children()) {
         std::vector<double> all;
+        std::vector<int64_t> all_int;
         uint64_t cols = 0;
+        int64_t batches_before = 0;
+        const bool integer = first.group("timing").dataset(name).type_class() == H5T_INTEGER;
         for (auto& f : files) {
-          auto ds = f->root().group(run + "/timing").dataset(name);
+          auto t = f->root().group(run + "/timing");
+          auto ds = t.dataset(name);
           const auto d = ds.dims();
           cols = d.size() == 2 ? d[1] : 0;
-          const auto v = ds.read<double>();
-          all.insert(all.end(), v.begin(), v.end());
+          if (integer) {
+            auto v = ds.read<int64_t>();
+            if (name == "phase_batch")
+              for (auto& b : v) b += batches_before;
+            all_int.insert(all_int.end(), v.begin(), v.end());
+          } else {
+            const auto v = ds.read<double>();
+            all.insert(all.end(), v.begin(), v.end());
+          }
+          batches_before += static_cast<int64_t>(t.dataset("batch_ms").rows());
         }
-        if (cols) timing.write<double>(name, {all.size() / cols, cols}, all.data());
+        if (integer) timing.write<int64_t>(name, all_int);
+        else if (cols) timing.write<double>(name, {all.size() / cols, cols}, all.data());
         else timing.write<double>(name, all);
       }
     }
-    // Memory: each shard ran on its own device; the merged run needed the largest of them.
+    // Memory: each shard ran on its own device; the merged run needed the largest of them, whose phases
+    // and split it keeps.
     if (first.has("memory")) {
       auto memory = g.create_group("memory");
-      for (const auto& attr : first.group("memory").attr_names()) {
-        int64_t most = std::numeric_limits<int64_t>::min();
-        for (auto& f : files) most = std::max(most, f->root().group(run + "/memory").attr_int(attr));
-        memory.set_attr(attr, most);
-      }
+      size_t largest = 0;
+      for (size_t i = 0; i < files.size(); ++i)
+        if (files[i]->root().group(run + "/memory").attr_int("peak_bytes") >
+            files[largest]->root().group(run + "/memory").attr_int("peak_bytes"))
+          largest = i;
+      const auto from = files[largest]->root().group(run + "/memory");
+      copy_attrs(from, memory);
+      for (const auto& name : from.children()) memory.write<int64_t>(name, from.dataset(name).read<int64_t>());
     }
     // Engine series and counters add up.
     if (first.has("engine_stats")) {

@@ -71,6 +71,7 @@ std::vector<ReportRow> report_rows(const std::vector<RunRecord>& records, const 
       row.peak_mb = mb(r.peak_bytes);
       row.weights_mb = mb(r.weights_bytes);
       row.kv_cache_mb = mb(r.kv_cache_bytes);
+      row.kv_filled_mb = mb(r.kv_filled_bytes);
       row.activations_mb = mb(r.activations_bytes);
     }
     rows.push_back(std::move(row));
@@ -84,13 +85,13 @@ std::string ratio(double v) { return v > 0 ? fmt::format("{:.2f}x", v) : "-"; }
 
 std::string table(const std::vector<ReportRow>& rows, bool markdown) {
   const std::vector<std::string> header{"run", "engine", "params", "batch", "images", "img/s", "img/s+dec", "p50 ms", "p90 ms",
-                                        "p50 ms+dec", "speed-up", "speed-up+dec", "peak MB", "weights MB", "KV MB", "act MB", "status"};
+                                        "p50 ms+dec", "speed-up", "speed-up+dec", "peak MB", "weights MB", "KV MB", "KV filled MB", "act MB", "status"};
   std::vector<std::vector<std::string>> cells;
   for (const auto& r : rows) {
     const bool ok = r.status == "completed";
     if (ok && r.driver_overhead) {
       cells.push_back({r.run_id, r.engine, r.params, std::to_string(r.batch_size), std::to_string(r.num_images), "-", "-",
-                       num(r.latency_p50_ms, 3), num(r.latency_p90_ms, 3), "-", "-", "-", "-", "-", "-", "-",
+                       num(r.latency_p50_ms, 3), num(r.latency_p90_ms, 3), "-", "-", "-", "-", "-", "-", "-", "-",
                        "ok: the driver's own overhead per batch (no model runs)"});
       continue;
     }
@@ -99,7 +100,7 @@ std::string table(const std::vector<ReportRow>& rows, bool markdown) {
                      ok ? num(r.images_per_s) : "-", ok ? num(r.images_per_s_with_decode) : "-", ok ? num(r.latency_p50_ms, 1) : "-",
                      ok ? num(r.latency_p90_ms, 1) : "-", ok ? num(r.latency_with_decode_p50_ms, 1) : "-", ratio(r.speedup),
                      ratio(r.speedup_with_decode), mem ? num(r.peak_mb, 1) : "-", ok ? num(r.weights_mb, 1) : "-",
-                     ok ? num(r.kv_cache_mb, 1) : "-", mem ? num(r.activations_mb, 1) : "-",
+                     mem ? num(r.kv_cache_mb, 1) : "-", mem ? num(r.kv_filled_mb, 1) : "-", mem ? num(r.activations_mb, 1) : "-",
                      ok ? "ok" : r.status + (r.error.empty() ? "" : ": " + r.error)});
   }
   std::ostringstream out;
@@ -179,7 +180,8 @@ std::string json(const std::vector<ReportRow>& rows, const std::vector<RunRecord
                                   {"error", r.error}, {"batch_size", r.batch_size}, {"images_per_s", r.images_per_s},
                                   {"images_per_s_with_decode", r.images_per_s_with_decode}, {"latency_p50_ms", r.latency_p50_ms},
                                   {"latency_p90_ms", r.latency_p90_ms}, {"speedup", r.speedup}, {"peak_mb", r.peak_mb},
-                                  {"weights_mb", r.weights_mb}, {"kv_cache_mb", r.kv_cache_mb}, {"activations_mb", r.activations_mb},
+                                  {"weights_mb", r.weights_mb}, {"kv_cache_mb", r.kv_cache_mb}, {"kv_filled_mb", r.kv_filled_mb},
+                                  {"activations_mb", r.activations_mb},
                                   {"driver_overhead", r.driver_overhead}});
   return j.dump(2) + "\n";
 }

@@ -18,7 +18,7 @@ struct ReportRow {
   double images_per_s = 0, images_per_s_with_decode = 0;
   double latency_p50_ms = 0, latency_p90_ms = 0, latency_with_decode_p50_ms = 0;
   double speedup = 0, speedup_with_decode = 0;  // 0: no baseline run to compare with
-  double peak_mb = 0, weights_mb = 0, kv_cache_mb = 0, activations_mb = 0;
+  double peak_mb = 0, weights_mb = 0, kv_cache_mb = 0, kv_filled_mb = 0, activations_mb = 0;
   bool memory_measured = false;
   // The `null` engine's row: its latency is the driver's own overhead per batch; throughput and speed-up
   // of a run that generates nothing are not numbers to print.

@@ -6,7 +6,19 @@
 
 #include <fmt/format.h>
 
+#include "engines/model/generation.h"
+
 namespace varbench {
+
+namespace {
+// "setup,scale,prefix,draft,verify,decode": the names of the phase_kind codes.
+std::string phase_kinds_text() {
+  std::string out;
+  for (int64_t k = 0; k < kNumPhases; ++k) out += (k ? "," : "") + std::string(phase_name(static_cast<Phase>(k)));
+  return out;
+}
+}  // namespace
+
 
 namespace fs = std::filesystem;
 
@@ -112,6 +124,12 @@ void write_run_record(const h5::Group& g, const RunRecord& r, const Provenance& 
   for (const auto& row : r.scale_ms) scale_flat.insert(scale_flat.end(), row.begin(), row.end());
   timing.write<double>("scale_ms", {n, static_cast<uint64_t>(r.num_scales)}, scale_flat.data());
   timing.set_attr("decode_excluded_from", "batch_ms");
+  timing.write<int64_t>("phase_batch", r.phase_batch);
+  timing.write<int64_t>("phase_kind", r.phase_kind);
+  timing.write<int64_t>("phase_first_scale", r.phase_first_scale);
+  timing.write<int64_t>("phase_last_scale", r.phase_last_scale);
+  timing.write<double>("phase_ms", r.phase_ms);
+  timing.set_attr("phase_kinds", phase_kinds_text());
 
   auto memory = g.require_group("memory");
   memory.set_attr("measured", static_cast<int64_t>(r.memory_measured));
@@ -120,6 +138,24 @@ void write_run_record(const h5::Group& g, const RunRecord& r, const Provenance& 
   memory.set_attr("kv_cache_bytes", r.kv_cache_bytes);
   memory.set_attr("activations_bytes", r.activations_bytes);
   memory.set_attr("peak_rss_bytes", r.peak_rss_bytes);
+  memory.set_attr("kv_filled_bytes", r.kv_filled_bytes);
+  memory.set_attr("peak_phase", r.peak_phase);
+  memory.set_attr("phase_kinds", phase_kinds_text());
+  std::vector<int64_t> kind, first, last, allocated, kv_allocated, kv_filled;
+  for (const auto& p : r.memory_phases) {
+    kind.push_back(p.kind);
+    first.push_back(p.first_scale);
+    last.push_back(p.last_scale);
+    allocated.push_back(p.allocated_bytes);
+    kv_allocated.push_back(p.kv_allocated_bytes);
+    kv_filled.push_back(p.kv_filled_bytes);
+  }
+  memory.write<int64_t>("phase_kind", kind);
+  memory.write<int64_t>("phase_first_scale", first);
+  memory.write<int64_t>("phase_last_scale", last);
+  memory.write<int64_t>("phase_allocated_bytes", allocated);
+  memory.write<int64_t>("phase_kv_allocated_bytes", kv_allocated);
+  memory.write<int64_t>("phase_kv_filled_bytes", kv_filled);
 
   if (!r.per_scale.empty() || !r.counters.empty()) {
     auto extra = g.require_group("engine_stats");

@@ -22,11 +22,25 @@ struct RunRecord {
   std::vector<int64_t> batch_images;             // images in the batch
   std::vector<double> batch_ms;                  // transformer and sampling, VQVAE decode excluded
   std::vector<double> batch_with_decode_ms;      // the same batch including the decode
-  std::vector<std::vector<double>> scale_ms;     // per scale (NaN for scales an engine skips)
+  std::vector<std::vector<double>> scale_ms;     // per scale phase (NaN for scales without a phase of their own)
+  // Every phase of every timed batch, in order (engines/model/generation.h Phase): the batch's row in the
+  // batch_* arrays, the kind, the scales covered (-1 for set-up and decode) and the time.
+  std::vector<int64_t> phase_batch, phase_kind, phase_first_scale, phase_last_scale;
+  std::vector<double> phase_ms;
 
-  // Memory (bytes). peak = weights of the models the run uses + the peak of what it allocated.
+  // Memory (bytes), from the untimed memory pass (one batch, the first): per phase the allocator's peak
+  // above the level before the batch (the resident weights) and the KV cache bytes alive (allocated and
+  // filled) at that peak. peak = weights + the largest phase peak, and the split is taken at that phase:
+  // peak = weights + kv_cache (allocated, alive) + activations (everything else allocated) exactly.
+  struct MemoryPhase {
+    int64_t kind = 0, first_scale = -1, last_scale = -1;
+    int64_t allocated_bytes = 0, kv_allocated_bytes = 0, kv_filled_bytes = 0;
+  };
   bool memory_measured = false;
-  int64_t weights_bytes = 0, kv_cache_bytes = 0, activations_bytes = 0, peak_bytes = 0, peak_rss_bytes = -1;
+  int64_t weights_bytes = 0;  // every module the run keeps resident: its transformers and the VQVAE
+  int64_t kv_cache_bytes = 0, kv_filled_bytes = 0, activations_bytes = 0, peak_bytes = 0, peak_rss_bytes = -1;
+  int64_t peak_phase = -1;  // index into memory_phases
+  std::vector<MemoryPhase> memory_phases;
 
   std::map<std::string, std::string> models;  // model name -> "depth=<d> source=<checkpoint or random:config>"
   std::string identity_json;  // harness/run_identity.h: what resume and merge compare

@@ -6,7 +6,10 @@
 Draws (PNG and PDF), from whatever the files hold:
   fig1_speedup_vs_fid   speed-up against FID per configuration (Fig. 1)
   fig5b_batch_scaling   images/s and speed-up against batch size (Fig. 5b)
-  fig5c_scale_latency   per-scale latency as stacked bars (Fig. 5c)
+  fig5c_scale_latency   per-scale latency as stacked bars (Fig. 5c); phases that are not one scale (set-up,
+                        CoDe's prefix pass, speculative draft/verify rounds, decode excluded) stacked
+                        above them under their own names
+  fig5c_phase_memory    the memory pass phase by phase: allocator peak + weights, and the KV cache alive
   table3_memory         the memory split: weights / KV cache / activations (Table 3)
   speculative_acceptance  accepted share of drafted tokens per scale
 and writes table1.md and table6.md (the layouts of Tables 1 and 6) plus figures.json, a manifest of what
@@ -80,8 +83,19 @@ def load_runs(paths):
                     r["batch_images"] = t["batch_images"][:]
                     r["batch_repetition"] = t["batch_repetition"][:]
                     r["scale_ms"] = t["scale_ms"][:]
+                    if "phase_kind" in t:
+                        kinds = attr(t, "phase_kinds", "").split(",")
+                        r["phases"] = dict(batch=t["phase_batch"][:], kind=[kinds[k] for k in t["phase_kind"][:]],
+                                           first=t["phase_first_scale"][:], ms=t["phase_ms"][:])
                 if "memory" in g:
-                    r["memory"] = {k: int(v) for k, v in g["memory"].attrs.items()}
+                    m = g["memory"]
+                    r["memory"] = {k: int(v) for k, v in m.attrs.items() if not isinstance(v, (str, bytes))}
+                    if "phase_kind" in m:
+                        kinds = attr(m, "phase_kinds", "").split(",")
+                        r["memory_phases"] = [dict(kind=kinds[k], first=int(f), last=int(l), allocated=int(a), kv=int(kv), kv_filled=int(kf))
+                                              for k, f, l, a, kv, kf in zip(m["phase_kind"][:], m["phase_first_scale"][:],
+                                                                            m["phase_last_scale"][:], m["phase_allocated_bytes"][:],
+                                                                            m["phase_kv_allocated_bytes"][:], m["phase_kv_filled_bytes"][:])]
                 if "metrics" in g:
                     r["metrics"] = {k: attr(g["metrics"], k) for k in g["metrics"].attrs}
                 if "engine_stats" in g:
@@ -255,12 +269,52 @@ def fig5c(runs, out, formats, manifest, notes):
         vals = np.array([np.nanmean(r["scale_ms"][:, s]) if not np.all(np.isnan(r["scale_ms"][:, s])) else 0.0 for r in bars])
         ax.bar(range(len(bars)), vals, bottom=bottom, color=cmap(s), label=f"scale {s}")
         bottom += vals
+    # What is not one scale's work, per batch, under its own name (a speculative round settles several
+    # scales at once; CoDe's refiner runs one prefix pass over the drafted scales).
+    other = {"setup": ("set-up (conditioning, KV cache)", "0.85"), "prefix": ("CoDe refiner prefix pass", "0.6"),
+             "draft": ("speculative draft rounds", "0.45"), "verify": ("speculative verify rounds", "0.3")}
+    for kind, (label, colour) in other.items():
+        vals = []
+        for r in bars:
+            ph = r.get("phases")
+            if ph is None:
+                vals.append(0.0)
+                continue
+            per_batch = {}
+            for b, k, ms in zip(ph["batch"], ph["kind"], ph["ms"]):
+                if k == kind:
+                    per_batch[int(b)] = per_batch.get(int(b), 0.0) + float(ms)
+            vals.append(sum(per_batch.values()) / len(r["batch_ms"]) if per_batch else 0.0)
+        vals = np.array(vals)
+        if vals.any():
+            ax.bar(range(len(bars)), vals, bottom=bottom, color=colour, hatch="//", label=label)
+            bottom += vals
     ax.set_xticks(range(len(bars)))
     ax.set_xticklabels(labels, fontsize=7, rotation=30, ha="right")
     ax.set_ylabel("ms per batch")
     ax.set_title("Per-scale latency (paper: the last three scales take 64% of VAR-d30's time at batch 64)", fontsize=9)
     ax.legend(fontsize=6, ncol=2)
     save(fig, out, "fig5c_scale_latency", formats, manifest, [ax.get_title()])
+
+    # Beside it: the memory pass, phase by phase.
+    measured = [r for r in bars if r.get("memory_phases") and r.get("memory", {}).get("measured")]
+    if not measured:
+        notes.append("fig5c_phase_memory: no run with a measured memory pass")
+        return
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for i, r in enumerate(measured):
+        ph = r["memory_phases"]
+        w = r["memory"]["weights_bytes"]
+        ax.step(range(len(ph)), [(w + p["allocated"]) / 2**20 for p in ph], where="mid", color=f"C{i % 10}", label=f"{r['id']} peak")
+        ax.step(range(len(ph)), [p["kv"] / 2**20 for p in ph], where="mid", color=f"C{i % 10}", linestyle="--", label=f"{r['id']} KV alive")
+    longest = max(measured, key=lambda r: len(r["memory_phases"]))["memory_phases"]
+    names = [p["kind"] if p["kind"] != "scale" else f"s{p['first']}" for p in longest]
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, fontsize=6, rotation=60)
+    ax.set_ylabel("MB")
+    ax.set_title("Memory per phase (memory pass: allocator peak + weights; dashed: KV cache alive)", fontsize=9)
+    ax.legend(fontsize=6)
+    save(fig, out, "fig5c_phase_memory", formats, manifest, [ax.get_title()])
 
 
 def table3(runs, out, formats, manifest, notes):
@@ -293,7 +347,7 @@ def table3(runs, out, formats, manifest, notes):
     ax.set_xticks(x)
     ax.set_xticklabels(labels, fontsize=7, rotation=30, ha="right")
     ax.set_ylabel("MB")
-    ax.set_title("Memory split (Table 3)")
+    ax.set_title("Memory split at the peak phase (Table 3)")
     ax.legend()
     save(fig, out, "table3_memory", formats, manifest, [ax.get_title()])
 

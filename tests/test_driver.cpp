@@ -2,6 +2,7 @@
 // the result file's schema, resuming after a kill, report formats, shard detection.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "engines/model/loading.h"
+#include "engines/model/random_init.h"
 #include "formats/safetensors.h"
 #include "formats/weights.h"
 #include "harness/driver.h"
@@ -301,8 +303,16 @@ TEST(ResultFile, FollowsTheSchema) {
   for (double ms : run.dataset("timing/batch_ms").read<double>()) EXPECT_GT(ms, 0);
   auto memory = run.group("memory");
   EXPECT_EQ(memory.attr_int("measured"), 1);
-  EXPECT_GT(memory.attr_int("kv_cache_bytes"), 0);
-  EXPECT_GE(memory.attr_int("peak_bytes"), memory.attr_int("weights_bytes") + memory.attr_int("kv_cache_bytes"));
+  EXPECT_EQ(memory.attr_int("peak_bytes"),
+            memory.attr_int("weights_bytes") + memory.attr_int("kv_cache_bytes") + memory.attr_int("activations_bytes"));
+  const auto phase_kv = memory.dataset("phase_kv_allocated_bytes").read<int64_t>();
+  EXPECT_GT(*std::max_element(phase_kv.begin(), phase_kv.end()), 0);  // alive during the scales
+  EXPECT_EQ(memory.attr_string("phase_kinds"), "setup,scale,prefix,draft,verify,decode");
+  // CoDe's phases: drafter set-up, scales 0..5, refiner set-up, prefix pass, scales 6..9, decode.
+  const auto kinds = run.dataset("timing/phase_kind").read<int64_t>();
+  const std::vector<int64_t> one_batch{0, 1, 1, 1, 1, 1, 1, 0, 2, 1, 1, 1, 1, 5};
+  ASSERT_EQ(kinds.size(), 2 * one_batch.size());
+  EXPECT_EQ(std::vector<int64_t>(kinds.begin(), kinds.begin() + one_batch.size()), one_batch);
   EXPECT_FALSE(std::filesystem::exists(dir + "/r.h5.partial")) << "the staging folder outlives the runs";
 }
 
@@ -310,8 +320,9 @@ TEST(ResultFile, ResumingAfterAKillGivesTheUninterruptedDatasets) {
   const auto dir = temp_dir("resume");
   const auto toml = write(dir, experiment(kTwoEngines));
   ASSERT_EQ(run_varbench("run " + toml + " --out " + dir + "/whole.h5 --threads 2").exit_code, 0);
-  // Killed (SIGKILL) in the middle of the second run: the first is in the file, the second is lost.
-  const auto killed = testing::run_command("VARBENCH_TEST_KILL_AFTER_BATCHES=3 " + std::string(VARBENCH_BINARY) + " run " + toml +
+  // Killed (SIGKILL) in the middle of the second run (each run: its memory pass and two timed batches):
+  // the first is in the file, the second is lost.
+  const auto killed = testing::run_command("VARBENCH_TEST_KILL_AFTER_BATCHES=5 " + std::string(VARBENCH_BINARY) + " run " + toml +
                                            " --out " + dir + "/resumed.h5 --threads 2");
   EXPECT_NE(killed.exit_code, 0);
   {
@@ -479,7 +490,7 @@ TEST(Report, TheNullEngineShowsItsOverheadPerBatchNotThroughput) {
   EXPECT_EQ(rows[1].speedup, 0.0);
   EXPECT_NEAR(rows[1].latency_p50_ms, 0.035, 1e-12);
   const auto md = format_report(rows, ReportFormat::kMarkdown, records);
-  EXPECT_NE(md.find("| null  | null   |        | 4     | 8      | -     | -         | 0.035  | 0.047  | -          | -        | -            |"),
+  EXPECT_NE(md.find("| null  | null   |        | 4     | 8      | -     | -         | 0.035  | 0.047  | -          | -        | -            | -       | -          | -     | -            | -      |"),
             std::string::npos)
       << md;
   EXPECT_NE(md.find("ok: the driver's own overhead per batch (no model runs)"), std::string::npos) << md;
@@ -512,6 +523,85 @@ TEST(Sharding, ComesFromTheFlagOrTheSchedulersEnvironment) {
 
 namespace varbench {
 namespace {
+
+// The memory pass of one run, read back from its result file.
+RunRecord measured_run(const std::string& dir, const std::string& model_toml, int64_t batch) {
+  const auto toml = fmt::format(R"(
+[experiment]
+name = "m"
+images = {0}
+batch_size = {0}
+warmup = 0
+repetitions = 1
+[models.m]
+{1}
+[vqvae]
+random_init = "vqvae-ch32"
+[[engines]]
+name = "one"
+type = "single"
+model = "m"
+)", batch, model_toml);
+  const auto r = run_varbench("run " + write(dir, toml) + " --out " + dir + "/m.h5 --threads 2 --quiet");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  auto records = read_run_records(dir + "/m.h5");
+  EXPECT_EQ(records.size(), 1u);
+  return records.at(0);
+}
+
+// Every part of the split against an independent computation: weights from the tensors' sizes, KV from
+// 2 (K, V) x depth x batch x 2 branches x positions x width x 4 bytes.
+void check_split(const RunRecord& r, const VarArch& arch, int64_t model_bytes, int64_t batch) {
+  const auto vqvae = load_vqvae({"", "vqvae-ch32", 0});
+  int64_t vqvae_bytes = 0;
+  for (const auto& [k, t] : state_dict(*vqvae)) vqvae_bytes += t.numel() * t.element_size();
+  EXPECT_EQ(r.weights_bytes, model_bytes + vqvae_bytes);
+  auto kv = [&](int64_t positions) { return 2 * arch.depth * batch * 2 * positions * arch.width * 4; };
+  ASSERT_FALSE(r.memory_phases.empty());
+  EXPECT_EQ(r.memory_phases.front().kind, static_cast<int64_t>(Phase::kSetup));
+  EXPECT_EQ(r.memory_phases.back().kind, static_cast<int64_t>(Phase::kDecode));
+  EXPECT_EQ(r.memory_phases.back().kv_allocated_bytes, 0);  // the cache is freed before the decode
+  for (const auto& p : r.memory_phases)
+    if (p.kind == static_cast<int64_t>(Phase::kScale)) {
+      EXPECT_EQ(p.kv_allocated_bytes, kv(680)) << "scale " << p.first_scale;
+      EXPECT_EQ(p.kv_filled_bytes, kv(arch.schedule.end(p.first_scale))) << "scale " << p.first_scale;
+      EXPECT_GE(p.allocated_bytes, p.kv_allocated_bytes);
+    }
+  const auto& peak = r.memory_phases.at(r.peak_phase);
+  for (const auto& p : r.memory_phases) EXPECT_LE(p.allocated_bytes, peak.allocated_bytes);
+  EXPECT_EQ(r.peak_bytes, r.weights_bytes + r.kv_cache_bytes + r.activations_bytes);  // sums exactly
+  EXPECT_EQ(r.kv_cache_bytes, peak.kv_allocated_bytes);
+}
+
+TEST(MemorySplit, WhenTheDecodeIsThePeakTheKvCacheIsNotInIt) {
+  const auto dir = temp_dir("memory_decode_peak");
+  const auto r = measured_run(dir, "random_init = \"tiny-d2\"", 4);
+  const auto model = load_var({"", "tiny-d2", 0});
+  int64_t bytes = 0;
+  for (const auto& [k, t] : state_dict(*model)) bytes += t.numel() * t.element_size();
+  check_split(r, model->arch(), bytes, 4);
+  EXPECT_EQ(r.memory_phases.at(r.peak_phase).kind, static_cast<int64_t>(Phase::kDecode));
+  EXPECT_EQ(r.kv_cache_bytes, 0);
+  EXPECT_EQ(r.kv_filled_bytes, 0);
+}
+
+TEST(MemorySplit, WhenTheKvCacheIsThePeakItIsSplitAtTheLastScale) {
+  // Deep and narrow (48 blocks of width 128): the KV cache of batch 1 (67 MB) outweighs the decode.
+  const auto dir = temp_dir("memory_kv_peak");
+  auto arch = VarArch::named("tiny-d2");
+  arch.depth = 48;
+  VarTransformer model(arch);
+  random_init(*model, 5);
+  save_safetensors(dir + "/deep.safetensors", state_dict(*model));
+  int64_t bytes = 0;
+  for (const auto& [k, t] : state_dict(*model)) bytes += t.numel() * t.element_size();
+  const auto r = measured_run(dir, "checkpoint = \"" + dir + "/deep.safetensors\"", 1);
+  check_split(r, arch, bytes, 1);
+  const auto& peak = r.memory_phases.at(r.peak_phase);
+  EXPECT_EQ(peak.kind, static_cast<int64_t>(Phase::kScale));
+  EXPECT_EQ(r.kv_cache_bytes, 2 * 48 * 1 * 2 * 680 * 128 * 4);
+  EXPECT_EQ(r.kv_filled_bytes, 2 * 48 * 1 * 2 * arch.schedule.end(peak.first_scale) * 128 * 4);
+}
 
 TEST(MemoryProbe, CountsEveryCpuTensorByte) {
   // tests/test_main.cpp installs the tracking allocator, as varbench's main does.

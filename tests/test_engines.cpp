@@ -198,6 +198,30 @@ TEST_F(Engines, SpeculativeRollbackAfterARejectionMatchesTheFromScratchAlgorithm
   }
 }
 
+TEST_F(Engines, SpeculativeReportsRoundsNotScales) {
+  // Each round is a draft phase and a verify phase covering the scales it settled; no scale is timed alone.
+  struct Recorder : ScaleObserver {
+    std::vector<std::tuple<Phase, int64_t, int64_t>> phases;
+    void phase_done(Phase p, int64_t first, int64_t last) override { phases.emplace_back(p, first, last); }
+  } recorder;
+  auto engine = make_engine("speculative", {{"draft", "d2"}, {"target", "d3"}, {"lookahead", int64_t{3}}}, fixture_models());
+  engine->run(request({21, 22}, 1, RngMode::kPerImage), recorder);
+  ASSERT_GE(recorder.phases.size(), 3u);
+  EXPECT_EQ(std::get<0>(recorder.phases[0]), Phase::kSetup);
+  int64_t next = 0;
+  for (size_t i = 1; i < recorder.phases.size(); i += 2) {
+    const auto [draft, d_first, d_last] = recorder.phases[i];
+    const auto [verify, v_first, v_last] = recorder.phases.at(i + 1);
+    EXPECT_EQ(draft, Phase::kDraft);
+    EXPECT_EQ(verify, Phase::kVerify);
+    EXPECT_EQ(d_first, next);
+    EXPECT_EQ(v_first, next);
+    EXPECT_LE(v_last, d_last);
+    next = v_last + 1;
+  }
+  EXPECT_EQ(next, 10);  // the rounds settled every scale once
+}
+
 TEST(SpeculativeVerification, ExactModeSamplesTheTargetDistribution) {
   // Draft q, target p on 5 tokens; 160 000 positions. The settled tokens must follow p: chi-square
   // (df 4) below 18.47 (alpha 0.001). A sampler that kept every draft (distribution q) would give a

@@ -61,7 +61,7 @@ target = "large"
   const auto manifest = nlohmann::json::parse(in);
   EXPECT_TRUE(manifest["skipped"].empty()) << manifest.dump(2);
   const std::map<std::string, size_t> panels{{"fig1_speedup_vs_fid", 1}, {"fig5b_batch_scaling", 2}, {"fig5c_scale_latency", 1},
-                                             {"table3_memory", 1}, {"speculative_acceptance", 1}, {"table1", 0}, {"table6", 0}};
+                                             {"fig5c_phase_memory", 1}, {"table3_memory", 1}, {"speculative_acceptance", 1}, {"table1", 0}, {"table6", 0}};
   for (const auto& [name, count] : panels) {
     ASSERT_TRUE(manifest["figures"].contains(name)) << name;
     EXPECT_EQ(manifest["figures"][name]["panels"].size(), count) << name;

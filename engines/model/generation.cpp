@@ -29,6 +29,11 @@ GenerationState GenerationState::clone() const {
   return c;
 }
 
+const char* phase_name(Phase phase) {
+  static const char* const names[] = {"setup", "scale", "prefix", "draft", "verify", "decode"};
+  return names[static_cast<int64_t>(phase)];
+}
+
 // ---------------------------------------------------------------------------------------------------
 ModelPass::ModelPass(VarTransformer model, const torch::Tensor& labels, bool guided, const PrecisionPolicy& policy,
                      int64_t capacity_tokens)
@@ -204,6 +209,7 @@ GenerationState run_single_loop(VarTransformer model, Vqvae vqvae, const Generat
   auto sampler = make_sampler(request, device);
   ModelPass pass(model, request.labels, /*guided=*/true, policy, arch.schedule.end(last));
   if (kv_cache_bytes) *kv_cache_bytes = pass.cache().bytes();
+  if (observer) observer->setup_done();
   for (int64_t s = 0; s <= last; ++s) {
     if (o.guidance_off_from >= 0 && s == o.guidance_off_from) pass.drop_unconditional();
     // keep_ratio 1 still takes the pruned path (every token kept): the same machinery, checkable against

@@ -18,13 +18,28 @@
 
 namespace varbench {
 
-// The driver's window into a generation: scale boundaries, so that it (not the engine) takes the time.
+// What a stretch of a generation did, so that its time and memory are reported as what they are.
+enum class Phase : int64_t {
+  kSetup = 0,   // a model pass's conditioning and KV cache allocation (and, in CoDe, the drafter's release)
+  kScale = 1,   // one scale: its forward, logits, sampling and f_hat update
+  kPrefix = 2,  // CoDe's refiner: one block-causal pass over the drafted scales 0..N (the forward of scale N)
+  kDraft = 3,   // speculative: the draft model samples scales first..last
+  kVerify = 4,  // speculative: the target scores them in one pass, accepts, resamples and rolls back
+  kDecode = 5,  // the VQVAE decode (marked by the driver)
+};
+const char* phase_name(Phase phase);  // "setup", "scale", "prefix", "draft", "verify", "decode"
+inline constexpr int64_t kNumPhases = 6;
+
+// The driver's window into a generation: phase boundaries, so that it (not the engine) takes the time
+// and measures the memory. A phase runs from the previous boundary to this one.
 class ScaleObserver {
  public:
   virtual ~ScaleObserver() = default;
-  // Called when the tokens of `scale` are final (engines that settle several scales at once call it
-  // once per scale, in order).
-  virtual void scale_done(int64_t scale) {}
+  // A phase covering scales [first_scale, last_scale] ended (set-up: -1, -1).
+  virtual void phase_done(Phase phase, int64_t first_scale, int64_t last_scale) {}
+  // The tokens of `scale` are final, and the time since the previous boundary was spent on it alone.
+  void scale_done(int64_t scale) { phase_done(Phase::kScale, scale, scale); }
+  void setup_done() { phase_done(Phase::kSetup, -1, -1); }
   virtual void transformer_done() {}  // all tokens sampled; the VQVAE decode follows
 };
 
