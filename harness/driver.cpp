@@ -1,11 +1,9 @@
 #include "harness/driver.h"
 
-#include <c10/util/Exception.h>
-
 #include <cmath>
 #include <csignal>
 #include <cstdlib>
-#include <filesystem>
+#include <initializer_list>
 #include <limits>
 #include <map>
 #include <set>
@@ -83,12 +81,8 @@ struct LoadedGroup {
 
 // Why a model did not load, in one line; an absent checkpoint file says so and names the way out.
 std::string load_failure(const ModelSpec& spec, const std::exception& e, bool random_override) {
-  if (!random_override && !spec.checkpoint.empty() && !std::filesystem::exists(spec.checkpoint))
-    return fmt::format("{}: no such checkpoint file{}", spec.checkpoint,
-                       spec.config.empty() ? std::string()
-                                           : fmt::format(" (--random-init runs the experiment with random weights of '{}': speed and memory only)",
-                                                         spec.config));
-  return one_line(e);
+  const auto absent = absent_checkpoint(spec, random_override);  // deleted since the experiment was checked
+  return absent.empty() ? one_line(e) : absent;
 }
 
 LoadedGroup load_group(const Experiment& x, const std::string& device_name, const std::string& dtype, bool random_override) {
@@ -400,6 +394,30 @@ SweepOutcome run_experiment(const Experiment& x, const DriverOptions& o, const R
 }
 
 // ---------------------------------------------------------------------------------------------------
+namespace {
+
+// Result-file arrays that readers index by each other's positions: a damaged file is refused on read,
+// naming file and dataset, instead of being read out of bounds later.
+h5::Dataset checked_column(const std::string& path, const h5::Group& g, const char* name, H5T_class_t type_class, uint64_t rank) {
+  if (!g.has(name)) throw std::runtime_error(fmt::format("{}: {}/{} is missing", path, g.path(), name));
+  auto ds = g.dataset(name);
+  if (ds.type_class() != type_class || ds.dims().size() != rank)
+    throw std::runtime_error(fmt::format("{}: {}: expected a {}-dimensional {} dataset", path, ds.path(), rank,
+                                         type_class == H5T_INTEGER ? "integer" : "floating-point"));
+  return ds;
+}
+
+// Every column has as many rows as `reference`.
+void check_rows(const std::string& path, const h5::Group& g, const char* reference, size_t rows,
+                std::initializer_list<std::pair<const char*, size_t>> columns) {
+  for (const auto& [name, n] : columns)
+    if (n != rows)
+      throw std::runtime_error(fmt::format("{}: {}/{} has {} rows, {}/{} {}: the file is damaged", path, g.path(), name, n, g.path(),
+                                           reference, rows));
+}
+
+}  // namespace
+
 std::vector<RunRecord> read_run_records(const std::string& path) {
   std::vector<RunRecord> out;
   h5::File f(path, h5::File::Mode::kReadOnly);
@@ -427,17 +445,7 @@ std::vector<RunRecord> read_run_records(const std::string& path) {
     }
     if (g.has("timing")) {
       auto t = g.group("timing");
-      // Every reader indexes these arrays by each other's positions: a damaged file is refused here,
-      // naming file and dataset, instead of being read out of bounds later.
-      auto column = [&](const char* name, H5T_class_t type_class, uint64_t rank) {
-        if (!t.has(name)) throw std::runtime_error(fmt::format("{}: {}/{} is missing", path, t.path(), name));
-        auto ds = t.dataset(name);
-        const auto dims = ds.dims();
-        if (ds.type_class() != type_class || dims.size() != rank)
-          throw std::runtime_error(fmt::format("{}: {}: expected a {}-dimensional {} dataset", path, ds.path(), rank,
-                                               type_class == H5T_INTEGER ? "integer" : "floating-point"));
-        return ds;
-      };
+      auto column = [&](const char* name, H5T_class_t type_class, uint64_t rank) { return checked_column(path, t, name, type_class, rank); };
       r.batch_repetition = column("batch_repetition", H5T_INTEGER, 1).read<int64_t>();
       r.batch_images = column("batch_images", H5T_INTEGER, 1).read<int64_t>();
       r.batch_ms = column("batch_ms", H5T_FLOAT, 1).read<double>();
@@ -448,12 +456,9 @@ std::vector<RunRecord> read_run_records(const std::string& path) {
       r.num_scales = static_cast<int64_t>(dims[1]);
       for (uint64_t i = 0; i < dims[0]; ++i) r.scale_ms.emplace_back(flat.begin() + i * dims[1], flat.begin() + (i + 1) * dims[1]);
       const size_t batches = r.batch_repetition.size();
-      for (const auto& [name, n] : {std::pair{"batch_images", r.batch_images.size()}, std::pair{"batch_ms", r.batch_ms.size()},
-                                    std::pair{"batch_with_decode_ms", r.batch_with_decode_ms.size()},
-                                    std::pair{"scale_ms", r.scale_ms.size()}})
-        if (n != batches)
-          throw std::runtime_error(fmt::format("{}: {}/{} has {} rows, {}/batch_repetition {}: the file is damaged", path, t.path(),
-                                               name, n, t.path(), batches));
+      check_rows(path, t, "batch_repetition", batches,
+                 {{"batch_images", r.batch_images.size()}, {"batch_ms", r.batch_ms.size()},
+                  {"batch_with_decode_ms", r.batch_with_decode_ms.size()}, {"scale_ms", r.scale_ms.size()}});
       if (t.has("phase_kind")) {  // files of varbench before phases have none
         r.phase_batch = column("phase_batch", H5T_INTEGER, 1).read<int64_t>();
         r.phase_kind = column("phase_kind", H5T_INTEGER, 1).read<int64_t>();
@@ -461,11 +466,9 @@ std::vector<RunRecord> read_run_records(const std::string& path) {
         r.phase_last_scale = column("phase_last_scale", H5T_INTEGER, 1).read<int64_t>();
         r.phase_ms = column("phase_ms", H5T_FLOAT, 1).read<double>();
         const size_t phases = r.phase_kind.size();
-        for (const auto& [name, n] : {std::pair{"phase_batch", r.phase_batch.size()}, std::pair{"phase_first_scale", r.phase_first_scale.size()},
-                                      std::pair{"phase_last_scale", r.phase_last_scale.size()}, std::pair{"phase_ms", r.phase_ms.size()}})
-          if (n != phases)
-            throw std::runtime_error(fmt::format("{}: {}/{} has {} rows, {}/phase_kind {}: the file is damaged", path, t.path(), name, n,
-                                                 t.path(), phases));
+        check_rows(path, t, "phase_kind", phases,
+                   {{"phase_batch", r.phase_batch.size()}, {"phase_first_scale", r.phase_first_scale.size()},
+                    {"phase_last_scale", r.phase_last_scale.size()}, {"phase_ms", r.phase_ms.size()}});
         for (size_t i = 0; i < phases; ++i)
           if (r.phase_batch[i] < 0 || r.phase_batch[i] >= static_cast<int64_t>(batches) || r.phase_kind[i] < 0 ||
               r.phase_kind[i] >= kNumPhases)
@@ -491,11 +494,8 @@ std::vector<RunRecord> read_run_records(const std::string& path) {
         std::vector<std::vector<int64_t>> cols;
         for (const char* name : {"phase_kind", "phase_first_scale", "phase_last_scale", "phase_allocated_bytes",
                                  "phase_kv_allocated_bytes", "phase_kv_filled_bytes"}) {
-          if (!m.has(name)) throw std::runtime_error(fmt::format("{}: {}/{} is missing", path, m.path(), name));
-          cols.push_back(m.dataset(name).read<int64_t>());
-          if (cols.back().size() != cols.front().size())
-            throw std::runtime_error(fmt::format("{}: {}/{} has {} rows, phase_kind {}: the file is damaged", path, m.path(), name,
-                                                 cols.back().size(), cols.front().size()));
+          cols.push_back(checked_column(path, m, name, H5T_INTEGER, 1).read<int64_t>());
+          check_rows(path, m, "phase_kind", cols.front().size(), {{name, cols.back().size()}});
         }
         for (size_t i = 0; i < cols[0].size(); ++i)
           r.memory_phases.push_back({cols[0][i], cols[1][i], cols[2][i], cols[3][i], cols[4][i], cols[5][i]});

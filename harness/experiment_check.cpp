@@ -22,14 +22,8 @@ std::string at_line(const std::string& path, int64_t line) {
 template <typename Arch, typename Resolve>
 std::string resolve_model(const ModelSpec& spec, bool random_override, Resolve resolve, Arch& arch) {
   try {
-    const auto source = spec.source(random_override);
-    if (!source.checkpoint.empty() && !std::filesystem::exists(source.checkpoint))
-      return fmt::format("{}: no such checkpoint file{}", source.checkpoint,
-                         spec.config.empty() ? std::string()
-                                             : fmt::format(" (--random-init runs the experiment with random weights of '{}': "
-                                                           "speed and memory only)",
-                                                           spec.config));
-    arch = resolve(source);
+    if (auto absent = absent_checkpoint(spec, random_override); !absent.empty()) return absent;
+    arch = resolve(spec.source(random_override));
     return "";
   } catch (const std::exception& e) {
     return one_line(e);
@@ -45,6 +39,15 @@ int64_t line_of(const RunSpec& run, const std::string& message) {
 }
 
 }  // namespace
+
+std::string absent_checkpoint(const ModelSpec& spec, bool random_override) {
+  if (random_override || spec.checkpoint.empty() || std::filesystem::exists(spec.checkpoint)) return "";
+  return fmt::format("{}: no such checkpoint file{}", spec.checkpoint,
+                     spec.config.empty() ? std::string()
+                                         : fmt::format(" (--random-init runs the experiment with random weights of '{}': "
+                                                       "speed and memory only)",
+                                                       spec.config));
+}
 
 std::vector<std::string> experiment_problems(const Experiment& x, const CheckOptions& o) {
   std::vector<std::string> problems;

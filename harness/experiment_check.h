@@ -16,6 +16,10 @@ struct CheckOptions {
   std::string device_override;   // --device
 };
 
+// "<path>: no such checkpoint file (--random-init ...)" when the model's checkpoint (the one it would be
+// loaded from, given --random-init) is absent; "" otherwise.
+std::string absent_checkpoint(const ModelSpec& spec, bool random_override);
+
 // The problems, one line each, naming file:line and the key or model; empty when there are none.
 std::vector<std::string> experiment_problems(const Experiment& experiment, const CheckOptions& options);
 // Throws one error listing every problem, when there is any.
