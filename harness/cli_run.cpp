@@ -33,7 +33,7 @@ std::string context_json(const Provenance& p, const std::string& experiment) {
                    {"library_build_type", p.build_type}, {"varbench_git_revision", p.git_revision},
                    {"libtorch_version", p.libtorch_version}, {"cuda_version", p.cuda_version},
                    {"cudnn_version", p.cudnn_version}, {"blas", p.blas}, {"attention_backend", p.attention_backend},
-                   {"device_name", p.device_name},     {"threads", p.threads},
+                   {"device_name", p.device_name},     {"threads", p.threads}, {"openmp_wait_policy", p.openmp_wait_policy},
                    {"experiment", experiment}};
   return j.dump();
 }

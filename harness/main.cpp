@@ -4,11 +4,13 @@
 #include <CLI/CLI.hpp>
 
 #include "harness/commands.h"
+#include "harness/cpu_runtime.h"
 #include "harness/error_text.h"
 #include "harness/memory_probe.h"
 #include "harness/provenance.h"
 
 int main(int argc, char** argv) {
+  varbench::use_passive_openmp_waits(argv);
   varbench::keep_freed_memory_for_reuse();
   varbench::install_cpu_memory_tracking();  // before any tensor exists
   varbench::set_command_line(argc, argv);

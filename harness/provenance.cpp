@@ -12,7 +12,9 @@
 #include <fmt/format.h>
 
 #include "engines/model/torch_compat.h"
+#include "harness/cpu_runtime.h"
 #include "harness/device/device.h"
+#include "metrics/linalg.h"
 #include "varbench/build_info.h"
 
 namespace varbench {
@@ -85,6 +87,7 @@ Provenance collect_provenance(torch::Device device, torch::ScalarType compute_dt
   p.timestamp_utc = utc_timestamp();
   p.command_line = command_line();
   p.threads = torch::get_num_threads();
+  p.openmp_wait_policy = openmp_wait_policy();
   return p;
 }
 
@@ -117,12 +120,14 @@ void write_provenance(const h5::Group& g, const Provenance& p) {
   g.set_attr("timestamp_utc", p.timestamp_utc);
   g.set_attr("command_line", p.command_line);
   g.set_attr("threads", p.threads);
+  g.set_attr("openmp_wait_policy", p.openmp_wait_policy);
 }
 
 int configure_threads(int requested) {
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
   const int n = requested > 0 ? requested : std::max(cores, 1);
   torch::set_num_threads(n);
+  metrics::linalg::set_blas_threads(n);
   return torch::get_num_threads();
 }
 

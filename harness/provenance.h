@@ -18,6 +18,7 @@ struct Provenance {
   std::string attention_backend;            // what compat::attention runs on this device and dtype
   std::string device, device_name, hostname, timestamp_utc, command_line;
   int64_t threads = 0;
+  std::string openmp_wait_policy;  // OMP_WAIT_POLICY as the process runs (harness/cpu_runtime.h)
 };
 
 // `compute_dtype`: the dtype the run's attention runs in (PrecisionPolicy::compute_dtype()).
@@ -31,8 +32,8 @@ std::string version_text();
 void set_command_line(int argc, char** argv);
 const std::string& command_line();
 
-// Threads for libtorch's intra-op pool: 0 = every core (libtorch 1.13 defaults to half). Returns the
-// effective count.
+// Threads for libtorch's intra-op pool and for OpenBLAS's own pool (which otherwise uses every core even
+// with --threads 1): 0 = every core (libtorch 1.13 defaults to half). Returns the effective count.
 int configure_threads(int requested);
 
 }  // namespace varbench

@@ -1,10 +1,12 @@
 // The test binary's main: the same process set-up as the varbench executable.
 #include <gtest/gtest.h>
 
+#include "harness/cpu_runtime.h"
 #include "harness/memory_probe.h"
 #include "tests/test_support.h"
 
 int main(int argc, char** argv) {
+  varbench::use_passive_openmp_waits(argv);
   varbench::keep_freed_memory_for_reuse();
   varbench::install_cpu_memory_tracking();
   ::testing::InitGoogleTest(&argc, argv);

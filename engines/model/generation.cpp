@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "engines/model/part_profile.h"
 #include "engines/model/torch_compat.h"
 
 namespace varbench {
@@ -17,7 +18,11 @@ GenerationState::GenerationState(int64_t batch_, const std::vector<int64_t>& sid
 void GenerationState::commit(Vqvae vqvae, const torch::Tensor& scale_tokens, const torch::Tensor& codes) {
   const int64_t s = scales_done();
   if (s >= num_scales()) throw std::logic_error("GenerationState::commit past the last scale");
-  auto h = codes.defined() ? codes : vqvae->quantize->lookup(scale_tokens, sides[s]);
+  torch::Tensor h = codes;
+  if (!h.defined()) {
+    PartScope part(Part::kFhatUpdate, 0, 2 * static_cast<double>(scale_tokens.numel() * f_hat.size(1) * 4));
+    h = vqvae->quantize->lookup(scale_tokens, sides[s]);
+  }
   auto next = vqvae->add_scale(s, sides, f_hat, h.to(torch::kFloat32));
   tokens.push_back(scale_tokens);
   if (next.defined()) next_inputs.push_back(next.view({batch, f_hat.size(1), -1}).transpose(1, 2));
@@ -144,6 +149,7 @@ torch::Tensor ModelPass::logits(const torch::Tensor& hidden) {
 
 torch::Tensor ModelPass::guide(const torch::Tensor& raw, int64_t scale, const SamplingSettings& settings) {
   if (!guided_) return raw;
+  PartScope part(Part::kSampling, 0, 1.5 * tensor_bytes({raw}));
   return apply_guidance(raw, settings.guidance_at(scale, model_->arch().schedule.num_scales()));
 }
 
@@ -183,9 +189,13 @@ TokenSampler make_sampler(const GenerationRequest& request, torch::Device device
 
 torch::Tensor sample_and_commit(GenerationState& state, Vqvae vqvae, torch::Tensor guided_logits, int64_t scale,
                                 TokenSampler& sampler, const SamplingSettings& settings) {
-  auto tokens = sampler.sample(guided_logits, scale, settings);
-  torch::Tensor codes;
+  torch::Tensor tokens, codes;
+  {
+    PartScope part(Part::kSampling, 0, 2 * tensor_bytes({guided_logits}));
+    tokens = sampler.sample(guided_logits, scale, settings);
+  }
   if (settings.more_smooth) {
+    PartScope part(Part::kSampling, 0, 3 * tensor_bytes({guided_logits}));
     // Official: soft mixture of code vectors under Gumbel-softmax weights of the filtered logits.
     auto weights = sampler.gumbel_soft_weights(guided_logits, scale, state.num_scales());
     auto E = vqvae->quantize->embedding->weight;

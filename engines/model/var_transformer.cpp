@@ -1,6 +1,9 @@
 #include "engines/model/var_transformer.h"
 
 #include <cmath>
+#include <optional>
+
+#include "engines/model/part_profile.h"
 
 namespace varbench {
 
@@ -44,10 +47,22 @@ SelfAttentionImpl::SelfAttentionImpl(int64_t width, int64_t heads_) : heads(head
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, KvCacheLayer* cache, int64_t cache_offset,
                                          const torch::Tensor& mask) {
   const int64_t B = x.size(0), L = x.size(1), C = x.size(2);
-  // qkv bias is (q_bias, 0, v_bias); the linear itself has none.
-  auto qkv = torch::linear(x, mat_qkv->weight, torch::cat({q_bias, zero_k_bias, v_bias}))
-                 .view({B, L, 3, heads, head_dim})
-                 .permute({2, 0, 3, 1, 4});  // 3, B, H, L, c
+  torch::Tensor qkv;
+  {
+    PartScope part(Part::kQkvGemm, gemm_flops(x, mat_qkv->weight), gemm_bytes(x, mat_qkv->weight));
+    // qkv bias is (q_bias, 0, v_bias); the linear itself has none.
+    qkv = torch::linear(x, mat_qkv->weight, torch::cat({q_bias, zero_k_bias, v_bias}))
+              .view({B, L, 3, heads, head_dim})
+              .permute({2, 0, 3, 1, 4});  // 3, B, H, L, c
+  }
+  // The attention's work: q k^T and the weighted sum over every key; bytes: q, the keys and values read
+  // once, the output written once.
+  const int64_t keys = (cache ? cache_offset : 0) + L;
+  const double attention_flops = 4.0 * static_cast<double>(B * heads * L * keys * head_dim);
+  const double attention_bytes =
+      static_cast<double>((2 * B * heads * L * head_dim + 2 * B * heads * keys * head_dim) * x.element_size());
+  std::optional<PartScope> part;
+  if (profiling_parts()) part.emplace(Part::kAttention, attention_flops, attention_bytes);
   auto q = qkv[0], k = qkv[1], v = qkv[2];
   // q and k are L2-normalised over the head dimension; q gets the learned per-head scale, clamped at
   // ln(100) as in the official code (trained checkpoints exceed it); the softmax scale is then 1.
@@ -63,8 +78,10 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, KvCacheLayer* c
     k = cache->keys.narrow(2, 0, end);
     v = cache->values.narrow(2, 0, end);
   }
-  auto out = compat::attention(q, k, v, mask);  // B, H, L, c
-  return linear(proj, out.transpose(1, 2).reshape({B, L, C}));
+  auto out = compat::attention(q, k, v, mask).transpose(1, 2).reshape({B, L, C});  // B, H, L, c -> B, L, C
+  part.reset();
+  PartScope proj_part(Part::kProjGemm, gemm_flops(out, proj->weight), gemm_bytes(out, proj->weight));
+  return linear(proj, out);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -73,7 +90,19 @@ FeedForwardImpl::FeedForwardImpl(int64_t width, int64_t hidden) {
   fc2 = register_module("fc2", torch::nn::Linear(hidden, width));
 }
 
-torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) { return linear(fc2, torch::gelu(linear(fc1, x), "tanh")); }
+torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
+  torch::Tensor hidden;
+  {
+    PartScope part(Part::kFfnGemm, gemm_flops(x, fc1->weight), gemm_bytes(x, fc1->weight));
+    hidden = linear(fc1, x);
+  }
+  {
+    PartScope part(Part::kFfnActivation, 0, 2 * tensor_bytes({hidden}));
+    hidden = torch::gelu(hidden, "tanh");
+  }
+  PartScope part(Part::kFfnGemm, gemm_flops(hidden, fc2->weight), gemm_bytes(hidden, fc2->weight));
+  return linear(fc2, hidden);
+}
 
 // ---------------------------------------------------------------------------------------------------
 AdaLNSelfAttnImpl::AdaLNSelfAttnImpl(const VarArch& arch)
@@ -98,8 +127,23 @@ torch::Tensor AdaLNSelfAttnImpl::forward(const torch::Tensor& x, const std::arra
                                          KvCacheLayer* cache, int64_t cache_offset, const torch::Tensor& mask) {
   const auto& [gamma1, gamma2, scale1, scale2, shift1, shift2] = ada;
   auto ln = [&](const torch::Tensor& t) { return torch::layer_norm(t, {width}, {}, {}, eps); };
-  auto h = x + attn->forward(ln(x).mul(scale1.add(1)).add_(shift1), cache, cache_offset, mask).mul_(gamma1);
-  return h + ffn->forward(ln(h).mul(scale2.add(1)).add_(shift2)).mul(gamma2);
+  // Bytes of the norm-and-modulate stretches: each elementwise op reads its input and writes its output
+  // once (layer norm, scale, shift: 6 passes over x; gate and residual: 5).
+  const double pass_bytes = tensor_bytes({x});
+  torch::Tensor attn_in, h, ffn_in;
+  {
+    PartScope part(Part::kNormModulate, 0, 6 * pass_bytes);
+    attn_in = ln(x).mul(scale1.add(1)).add_(shift1);
+  }
+  auto attn_out = attn->forward(attn_in, cache, cache_offset, mask);
+  {
+    PartScope part(Part::kNormModulate, 0, 11 * pass_bytes);
+    h = x + attn_out.mul_(gamma1);
+    ffn_in = ln(h).mul(scale2.add(1)).add_(shift2);
+  }
+  auto ffn_out = ffn->forward(ffn_in);
+  PartScope part(Part::kNormModulate, 0, 5 * pass_bytes);
+  return h + ffn_out.mul(gamma2);
 }
 
 AdaLNBeforeHeadImpl::AdaLNBeforeHeadImpl(int64_t width, double eps) {
@@ -156,6 +200,7 @@ torch::Tensor VarTransformerImpl::first_scale_input(const Conditioning& cond, co
 torch::Tensor VarTransformerImpl::embed_inputs(const torch::Tensor& next_BlCv, int64_t token_begin,
                                                const torch::Tensor& position_terms, int64_t rows) {
   const int64_t B = next_BlCv.size(0);
+  PartScope part(Part::kEmbed, gemm_flops(next_BlCv, word_embed->weight), gemm_bytes(next_BlCv, word_embed->weight));
   auto x = linear(word_embed, next_BlCv.to(word_embed->weight.scalar_type())) +
            position_terms.narrow(1, token_begin, next_BlCv.size(1));
   return rows == B ? x : x.repeat({rows / B, 1, 1});
@@ -174,6 +219,7 @@ torch::Tensor VarTransformerImpl::logits(const torch::Tensor& h, const Condition
   // Official: head(head_nm(h.float(), cond).float()).float(). With low-precision weights the head runs
   // in the weight dtype and only its output is fp32.
   const auto dtype = head->weight.scalar_type();
+  PartScope part(Part::kHead, gemm_flops(h, head->weight), gemm_bytes(h, head->weight) + 6 * tensor_bytes({h}));
   auto normed = torch::layer_norm(h.to(torch::kFloat32), {arch_.width}, {}, {}, arch_.norm_eps)
                     .mul(cond.head_scale.add(1))
                     .add_(cond.head_shift);

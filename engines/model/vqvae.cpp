@@ -1,5 +1,7 @@
 #include "engines/model/vqvae.h"
 
+#include "engines/model/part_profile.h"
+
 #include <cmath>
 #include <stdexcept>
 
@@ -210,10 +212,23 @@ VqvaeImpl::VqvaeImpl(const VqvaeArch& arch, int64_t num_scales) : arch_(arch) {
 torch::Tensor VqvaeImpl::add_scale(int64_t scale, const std::vector<int64_t>& sides, torch::Tensor& f_hat,
                                    const torch::Tensor& codes) {
   const int64_t S = static_cast<int64_t>(sides.size()), full = sides.back();
+  // phi is a 3x3 convolution over the full map, blended with its input.
+  const double phi_flops = 18.0 * static_cast<double>(f_hat.numel() * f_hat.size(1));
+  const double map_bytes = tensor_bytes({f_hat});
   if (scale != S - 1) {
-    f_hat.add_(quantize->phi(scale, S, upsample_bicubic(codes, full)));  // conv after upsampling
+    torch::Tensor upsampled;
+    {
+      PartScope part(Part::kInterpolation, 0, tensor_bytes({codes}) + map_bytes);
+      upsampled = upsample_bicubic(codes, full);
+    }
+    {
+      PartScope part(Part::kFhatUpdate, phi_flops, 5 * map_bytes);
+      f_hat.add_(quantize->phi(scale, S, upsampled));  // conv after upsampling
+    }
+    PartScope part(Part::kInterpolation, 0, 1.25 * map_bytes);
     return downsample_area(f_hat, sides[scale + 1]);
   }
+  PartScope part(Part::kFhatUpdate, phi_flops, 5 * map_bytes);
   f_hat.add_(quantize->phi(scale, S, codes));
   return {};
 }

@@ -18,6 +18,7 @@
 #include <filesystem>
 
 #include "formats/image_files.h"
+#include "harness/cpu_runtime.h"
 #include "harness/memory_probe.h"
 #include "metrics/extract.h"
 #include "metrics/frechet.h"
@@ -173,4 +174,11 @@ BENCHMARK(BM_InceptionFeatures_PngFolder)->Arg(0)->Arg(1)->Unit(benchmark::kSeco
 }  // namespace
 }  // namespace varbench
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  varbench::use_passive_openmp_waits(argv);  // as varbench's main() does
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
