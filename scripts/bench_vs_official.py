@@ -94,8 +94,10 @@ def child_make(args):
         named = {"drafter": draft, "refiner": refine, "vae": vae}
     with torch.no_grad():
         for m in vae.modules():
-            if type(m) in defaults:
-                defaults[type(m)](m)
+            for cls, reset in defaults.items():
+                if isinstance(m, cls):  # the residual refiners Phi are Conv2d subclasses
+                    reset(m)
+                    break
     for name, module in named.items():
         # The VQVAE's state dict as released: its own keys only (the VAR modules hold it through proxies).
         torch.save({k: v.contiguous() for k, v in module.state_dict().items()}, os.path.join(args.out, f"{name}.pth"))
