@@ -18,7 +18,9 @@ settings and the same seed:
     (the official sampler's torch generator: tokens must come out identical, and the script checks that
     they do) and in per-image RNG mode (varbench's default for sweeps; the same work with other draws).
 
-Both sides get the same threads. The OpenMP wait policy is part of the measurement: libgomp's default
+The sides alternate over --rounds rounds (official, varbench, official, ...), each side warming up
+afresh, and the table shows the medians of all rounds: timings on a shared VM drift by 10-25% over
+minutes, and alternating puts both sides in the same minutes. Both sides get the same threads. The OpenMP wait policy is part of the measurement: libgomp's default
 (threads spin after each parallel region, competing with OpenBLAS's own threads for the cores) slows a
 libtorch program on a 2-core machine severalfold, and varbench sets OMP_WAIT_POLICY=PASSIVE for itself
 (harness/cpu_runtime.h). So the official
@@ -228,7 +230,7 @@ def toml_value(v):
 
 
 def varbench_times(cfg, work, args, rng, sampling):
-    """Runs the configuration with `varbench run`; returns (transformer s, with-decode s, tokens per scale)."""
+    """Runs the configuration with `varbench run`: (transformer s, with-decode s) per repetition, tokens per scale."""
     import h5py
     import numpy as np
     B = cfg["batch"]
@@ -255,8 +257,8 @@ def varbench_times(cfg, work, args, rng, sampling):
         run = f["runs"][next(iter(f["runs"]))]
         if run.attrs["status"] != "completed":
             raise SystemExit(f"{out}: the varbench run did not complete: {run.attrs.get('error', '')}")
-        transformer = statistics.median(run["timing/batch_ms"][()]) / 1e3
-        with_decode = statistics.median(run["timing/batch_with_decode_ms"][()]) / 1e3
+        transformer = [float(t) / 1e3 for t in run["timing/batch_ms"][()]]
+        with_decode = [float(t) / 1e3 for t in run["timing/batch_with_decode_ms"][()]]
         tokens = [np.asarray(run[f"tokens/scale_{s}"][()]) for s in range(len(PATCH_NUMS))]
     return transformer, with_decode, tokens
 
@@ -274,7 +276,9 @@ def main(argv=None):
     ap.add_argument("--code-src", help="checkout of czg1225/CoDe (for code:... configurations)")
     ap.add_argument("--build", default=os.path.normpath(os.path.join(HERE, "..", "build")), help="varbench build folder (default: build)")
     ap.add_argument("--configs", default=None, help=f"comma-separated (default: {DEFAULT_CONFIGS}; the CoDe one only with --code-src)")
-    ap.add_argument("--repeats", type=int, default=3, help="timed generations per side (after one warm-up); medians")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of official, varbench, official, ... (default 3)")
+    ap.add_argument("--repeats", type=int, default=2,
+                    help="timed generations per side and round, after one warm-up (default 2); the table shows medians")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for both sides (default: every core)")
     ap.add_argument("--seed", type=int, default=0, help="sampling seed (reference RNG: the official generator's seed)")
     ap.add_argument("--init-seed", type=int, default=0, help="torch seed the official models are built with")
@@ -320,26 +324,35 @@ def main(argv=None):
         run_child("make", src, cfg, work, args)
         for name in (["var"] if cfg["kind"] == "var" else ["drafter", "refiner"]) + ["vae"]:
             convert(os.path.join(work, f"{name}.pth"), os.path.join(work, f"{name}.safetensors"))
-        row = {"config": cfg["name"], "batch": cfg["batch"], "official": {}}
-        for tag, env_policy in policies:
-            print(f"bench_vs_official: {cfg['name']}: official sampler, OMP_WAIT_POLICY {tag}", file=sys.stderr)
-            run_child("time", src, cfg, work, args, env_policy, tag, sampling)
-            with open(os.path.join(work, f"official-{tag}.json")) as f:
-                row["official"][tag] = json.load(f)
-        for rng in ("reference", "per-image"):
-            print(f"bench_vs_official: {cfg['name']}: varbench, {rng} RNG", file=sys.stderr)
-            t, td, tokens = varbench_times(cfg, work, args, rng, sampling)
-            row[rng] = {"transformer_s": t, "with_decode_s": td}
-            if rng == "reference":
-                differ, total = token_agreement(row["official"][policies[0][0]]["tokens"], tokens)
-                row["tokens_differing"], row["tokens_total"] = differ, total
-        for o in row["official"].values():
-            o.pop("tokens")
+        row = {"config": cfg["name"], "batch": cfg["batch"], "official": {}, "reference": {}, "per-image": {}}
+        # Rounds alternate the sides, so that a shared machine's slow minutes fall on both alike.
+        for round_index in range(args.rounds):
+            for tag, env_policy in policies:
+                print(f"bench_vs_official: {cfg['name']}: round {round_index + 1}/{args.rounds}: official sampler, "
+                      f"OMP_WAIT_POLICY {tag}", file=sys.stderr)
+                run_child("time", src, cfg, work, args, env_policy, tag, sampling)
+                with open(os.path.join(work, f"official-{tag}.json")) as f:
+                    result = json.load(f)
+                samples = row["official"].setdefault(tag, {"transformer_s": [], "total_s": [], "torch": result["torch"]})
+                samples["transformer_s"] += result["transformer_s"]
+                samples["total_s"] += result["total_s"]
+                if round_index == 0 and tag == policies[0][0]:
+                    official_tokens = result["tokens"]
+            for rng in ("reference", "per-image"):
+                print(f"bench_vs_official: {cfg['name']}: round {round_index + 1}/{args.rounds}: varbench, {rng} RNG",
+                      file=sys.stderr)
+                t, td, tokens = varbench_times(cfg, work, args, rng, sampling)
+                row[rng].setdefault("transformer_s", []).extend(t)
+                row[rng].setdefault("with_decode_s", []).extend(td)
+                if rng == "reference" and round_index == 0:
+                    differ, total = token_agreement(official_tokens, tokens)
+                    row["tokens_differing"], row["tokens_total"] = differ, total
         rows.append(row)
 
     torch_version = rows[0]["official"][policies[0][0]]["torch"] if rows else "?"
     print(f"\nofficial code on torch {torch_version} ({sys.executable}), varbench {args.build}/varbench; "
-          f"{args.threads} threads; medians of {args.repeats} after one warm-up; fp32, CPU\n")
+          f"{args.threads} threads; medians of {args.rounds} rounds x {args.repeats} generations, sides alternating, "
+          "each after one warm-up; fp32, CPU\n")
     head = ["config"]
     for tag, _ in policies:
         head.append(f"official transformer s (OMP {tag})")
@@ -352,19 +365,19 @@ def main(argv=None):
     for r in rows:
         med = {tag: statistics.median(r["official"][tag]["transformer_s"]) for tag, _ in policies}
         med_total = {tag: statistics.median(r["official"][tag]["total_s"]) for tag, _ in policies}
-        ours = r["per-image"]["transformer_s"]
+        ours = statistics.median(r["per-image"]["transformer_s"])
         cells = [r["config"]] + [f"{med[t]:.2f}" for t, _ in policies]
-        cells += [f"{r['reference']['transformer_s']:.2f}", f"{ours:.2f}"]
+        cells += [f"{statistics.median(r['reference']['transformer_s']):.2f}", f"{ours:.2f}"]
         cells += [f"{med[t] / ours:.2f}x" for t, _ in policies]
         cells += [f"{r['batch'] / med_total[t]:.3f}" for t, _ in policies]
-        cells += [f"{r['batch'] / r['per-image']['with_decode_s']:.3f}"]
+        cells += [f"{r['batch'] / statistics.median(r['per-image']['with_decode_s']):.3f}"]
         cells += ["yes" if r["tokens_differing"] == 0 else f"no: {r['tokens_differing']} of {r['tokens_total']} differ"]
         print("| " + " | ".join(cells) + " |")
     print("\nratio: the official transformer time over varbench's (per-image RNG, its sweep default); the reference-RNG "
           "column runs varbench's bit-exact path on the official generator's draws")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"threads": args.threads, "repeats": args.repeats, "rows": rows}, f, indent=2)
+            json.dump({"threads": args.threads, "rounds": args.rounds, "repeats": args.repeats, "rows": rows}, f, indent=2)
     if not args.work:
         import shutil
         shutil.rmtree(work_root, ignore_errors=True)

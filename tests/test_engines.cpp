@@ -326,6 +326,29 @@ void PrintTo(const BadEngine& b, std::ostream* os) { *os << b.message; }
 
 class EngineErrors : public ::testing::TestWithParam<BadEngine> {};
 
+TEST(LogitsCheck, AFiniteSumProvesFiniteLogitsAndAnOverflowingSumIsCheckedElementwise) {
+  c10::InferenceMode inference;
+  auto model = load_var({"", "tiny-d2", 1});
+  model->label = "edited";
+  ModelPass pass(model, torch::tensor(std::vector<int64_t>{3}), true, PrecisionPolicy::of(Precision::kFloat32), 5);
+  const auto hidden = torch::randn({2, 1, model->arch().width});
+  model->head->weight.zero_();
+  // Every logit 3e38: finite, though their sum overflows to infinity.
+  model->head->bias.fill_(3e38f);
+  EXPECT_NO_THROW(pass.logits(hidden));
+  // One NaN, or an infinity of each sign (which sum to NaN): refused, naming the model.
+  model->head->bias[7] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_THROW(pass.logits(hidden), NonFiniteLogits);
+  model->head->bias.fill_(1.0f);
+  model->head->bias[1] = std::numeric_limits<float>::infinity();
+  model->head->bias[2] = -std::numeric_limits<float>::infinity();
+  EXPECT_THROW(pass.logits(hidden), NonFiniteLogits);
+  model->head->bias[2] = 1.0f;  // a lone infinity
+  EXPECT_THROW(pass.logits(hidden), NonFiniteLogits);
+  model->head->bias[1] = 1.0f;
+  EXPECT_NO_THROW(pass.logits(hidden));
+}
+
 TEST_P(EngineErrors, NameTheParameterAndValue) {
   try {
     make_engine(GetParam().type, GetParam().params, fixture_models());

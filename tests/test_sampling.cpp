@@ -131,6 +131,55 @@ TEST(PerImageStream, GumbelMaxDrawsFromTheGivenDistribution) {
   EXPECT_EQ(s.draw(with_zero, 7).eq(1).sum().item<int64_t>(), 0);
 }
 
+struct CandidateCase {
+  const char* name;
+  int64_t top_k;
+  double top_p, temperature;
+};
+void PrintTo(const CandidateCase& c, std::ostream* os) { *os << c.name; }
+
+class TopKCandidates : public ::testing::TestWithParam<CandidateCase> {};
+
+TEST_P(TopKCandidates, TheCpuKernelDrawsWhatTheTensorOpsDraw) {
+  // The per-row kernel against the tensor ops every device runs, on logits spread like a model's (a few
+  // units): the same token wherever the two best perturbed scores (or a cumulative mass and 1-p) do not
+  // agree to the last bits, i.e. all but a handful of 40 000 positions.
+  const auto c = GetParam();
+  torch::manual_seed(5);
+  auto logits = torch::randn({4, 500, 4096}).mul_(2.5);
+  auto s = TokenSampler::per_image(17, {3, 1, 4, 1}, torch::kCPU);
+  const auto kernel = s.sample_top_k_candidates_cpu_kernel(logits, 7, c.top_k, c.top_p, c.temperature);
+  const auto tensor_ops = s.sample_top_k_candidates_tensor_ops(logits, 7, c.top_k, c.top_p, c.temperature);
+  const int64_t differ = kernel.ne(tensor_ops).sum().item<int64_t>();
+  EXPECT_LE(differ, 4) << differ << " of " << kernel.numel() << " positions differ";
+  // ... and the default dispatch takes the kernel for float32 on the CPU.
+  EXPECT_TRUE(torch::equal(s.sample_top_k_candidates(logits, 7, c.top_k, c.top_p, c.temperature), kernel));
+}
+
+INSTANTIATE_TEST_SUITE_P(Settings, TopKCandidates,
+                         ::testing::Values(CandidateCase{"var_fid", 900, 0.96, 1.0}, CandidateCase{"code_early", 600, 0.96, 1.1},
+                                           CandidateCase{"top_k_only", 50, 0.0, 1.0}, CandidateCase{"narrow_top_p", 4096, 0.3, 0.7},
+                                           CandidateCase{"greedy", 1, 0.96, 1.0}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(TopKCandidates, TheCpuKernelKeepsTiesWithTheKthAndDrawsFromTheFilteredDistribution) {
+  // One row repeated over 80 000 positions (independent noise per position). top-k 3 keeps 5.0, 4.0 and
+  // both 3.5 (a tie with the 3rd largest), with masses 0.551, 0.203, 0.123, 0.123; top-p 0.85 then drops
+  // the ascending prefix of mass <= 0.15: one 3.5 (ties in index order: index 0) goes, the other stays.
+  // Expected frequencies: softmax over what is kept.
+  const std::vector<float> values{3.5f, 5.0f, 1.0f, 4.0f, 3.5f, -2.0f};
+  auto logits = torch::tensor(values).view({1, 1, 6}).expand({8, 10000, 6}).contiguous();
+  auto s = TokenSampler::per_image(3, {0, 1, 2, 3, 4, 5, 6, 7}, torch::kCPU);
+  const auto tokens = s.sample_top_k_candidates_cpu_kernel(logits, 4, 3, 0.85, 1.0);
+  auto counts = torch::bincount(tokens.view(-1), {}, 6).to(torch::kFloat64);
+  EXPECT_EQ(counts[0].item<double>() + counts[2].item<double>() + counts[5].item<double>(), 0) << counts;
+  const double e5 = std::exp(5.0), e4 = std::exp(4.0), e35 = std::exp(3.5), kept = e5 + e4 + e35;
+  const std::vector<std::pair<int, double>> expected{{1, e5 / kept}, {3, e4 / kept}, {4, e35 / kept}};
+  double chi2 = 0;
+  for (const auto& [token, p] : expected) chi2 += std::pow(counts[token].item<double>() - p * 80000, 2) / (p * 80000);
+  EXPECT_LT(chi2, 13.82) << counts;  // chi-square, df 2, alpha 0.001
+}
+
 TEST(ReferenceStream, ReplaysTorchMultinomialWithTheSeededGenerator) {
   auto probs = torch::softmax(torch::randn({2, 30, 50}), -1);
   auto s = TokenSampler::reference(123, torch::kCPU);

@@ -1,6 +1,10 @@
 #include "engines/model/sampling.h"
 
+#include <ATen/Parallel.h>
+
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 
@@ -170,12 +174,161 @@ torch::Tensor TokenSampler::bits_to_gumbel(const torch::Tensor& bits) {
   return -(-u.log()).log();
 }
 
+namespace {
+// A margin of candidates past k keeps logits tied with the k-th largest, as the full filter does (up to
+// 16 ties; more in one row is not seen in real logits).
+constexpr int64_t kTieMargin = 16;
+
+// Gumbel value of 32 random bits, as bits_to_gumbel computes it (float32 throughout).
+inline float gumbel_of_bits(uint32_t bits) {
+  const float u = (static_cast<float>(bits >> 9) + 0.5f) * (1.0f / 8388608.0f);
+  return -std::log(-std::log(u));
+}
+
+// Unsigned keys in the order of the floats they come from (finite values; -0 sorts below +0).
+inline uint32_t order_key(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, sizeof b);
+  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+// One row's scratch for the per-row sampler.
+struct RowScratch {
+  std::vector<uint32_t> keys, narrow_a, narrow_b;
+  std::vector<uint32_t> histogram;
+  std::vector<uint64_t> candidates, sorted;  // (order key << 32) | vocabulary index
+  explicit RowScratch(int64_t V)
+      : keys(static_cast<size_t>(V)),
+        narrow_a(static_cast<size_t>(V)),
+        narrow_b(static_cast<size_t>(V)),
+        histogram(2048),
+        candidates(static_cast<size_t>(V)) {}
+};
+
+// Order key of the k-th largest of the V keys in s.keys (1 <= k <= V), by radix selection over three
+// digits (11, 11 and 10 bits): a histogram pass, then only the elements of the bucket that holds it.
+// Branch-free filtering: which side of a threshold a logit falls on is a coin flip to the branch predictor.
+uint32_t kth_largest_key(int64_t V, int64_t k, RowScratch& s) {
+  const uint32_t* cur = s.keys.data();
+  size_t n = static_cast<size_t>(V);
+  int64_t remaining = k;  // rank of the wanted key among `cur`, from the top
+  constexpr int kShift[3] = {21, 10, 0};
+  constexpr uint32_t kBuckets[3] = {2048, 2048, 1024};
+  uint32_t* out = s.narrow_a.data();
+  for (int d = 0; d < 3; ++d) {
+    const uint32_t mask = kBuckets[d] - 1;
+    std::fill(s.histogram.begin(), s.histogram.begin() + kBuckets[d], 0u);
+    for (size_t i = 0; i < n; ++i) ++s.histogram[(cur[i] >> kShift[d]) & mask];
+    uint32_t bucket = mask;
+    for (;; --bucket) {
+      if (static_cast<int64_t>(s.histogram[bucket]) >= remaining) break;
+      remaining -= s.histogram[bucket];
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; ++i) {
+      out[m] = cur[i];
+      m += ((cur[i] >> kShift[d]) & mask) == bucket;
+    }
+    cur = out;
+    n = m;
+    if (n == 1) break;
+    out = (out == s.narrow_a.data()) ? s.narrow_b.data() : s.narrow_a.data();
+  }
+  return cur[0];  // every element left has the same key
+}
+
+// Sorts (key << 32 | index) ascending by key, stably (ties stay in index order): LSD radix over the key's
+// four bytes.
+void radix_sort_by_key(std::vector<uint64_t>& v, std::vector<uint64_t>& tmp) {
+  tmp.resize(v.size());
+  for (int shift = 32; shift < 64; shift += 8) {
+    size_t count[257] = {};
+    for (uint64_t e : v) ++count[((e >> shift) & 0xFF) + 1];
+    for (int i = 0; i < 256; ++i) count[i + 1] += count[i];
+    for (uint64_t e : v) tmp[count[(e >> shift) & 0xFF]++] = e;
+    v.swap(tmp);
+  }
+}
+
+inline float value_of(uint64_t candidate, const float* row) { return row[candidate & 0xFFFFFFFFu]; }
+}  // namespace
+
 torch::Tensor TokenSampler::sample_top_k_candidates(const torch::Tensor& logits, int64_t scale, int64_t top_k, double top_p,
-                                                    double temperature) {
-  const int64_t B = logits.size(0), l = logits.size(1), V = logits.size(2);
-  // A margin of candidates past k keeps logits tied with the k-th largest, as the full filter does (up
-  // to 16 ties; more in one row is not seen in real logits).
-  const int64_t candidates = std::min(V, top_k + 16);
+                                                    double temperature) const {
+  if (logits.is_cpu() && logits.scalar_type() == torch::kFloat32)
+    return sample_top_k_candidates_cpu_kernel(logits, scale, top_k, top_p, temperature);
+  return sample_top_k_candidates_tensor_ops(logits, scale, top_k, top_p, temperature);
+}
+
+torch::Tensor TokenSampler::sample_top_k_candidates_cpu_kernel(const torch::Tensor& logits_in, int64_t scale, int64_t top_k,
+                                                               double top_p, double temperature) const {
+  const int64_t B = logits_in.size(0), l = logits_in.size(1), V = logits_in.size(2);
+  if (static_cast<int64_t>(row_keys_cpu_.size()) != B)
+    throw std::logic_error(fmt::format("per-image sampler has {} images, asked for {}", row_keys_cpu_.size(), B));
+  if (top_k <= 0 || top_k > V) throw std::logic_error(fmt::format("top-k candidates with k = {} of {}", top_k, V));
+  const auto logits = logits_in.contiguous();
+  const float* x = logits.data_ptr<float>();
+  auto tokens = torch::empty({B, l}, torch::kLong);
+  int64_t* out = tokens.data_ptr<int64_t>();
+  const uint32_t call = call_key(scale, RandomStream::kToken);
+  const size_t cap = static_cast<size_t>(std::min(V, top_k + kTieMargin));
+  const float temperature_f = static_cast<float>(temperature);  // x / T in float, as the tensor ops divide
+  at::parallel_for(0, B * l, 8, [&](int64_t begin, int64_t end) {
+    RowScratch s(V);
+    std::vector<float> mass;
+    for (int64_t r = begin; r < end; ++r) {
+      const float* row = x + r * V;
+      const int64_t b = r / l, position = r % l;
+      // Top-k: every logit >= the k-th largest, in ascending order (ties in index order).
+      for (int64_t i = 0; i < V; ++i) s.keys[static_cast<size_t>(i)] = order_key(row[i]);
+      const uint32_t kth = kth_largest_key(V, top_k, s);
+      s.candidates.resize(static_cast<size_t>(V));
+      size_t count = 0;
+      for (int64_t i = 0; i < V; ++i) {
+        const uint32_t key = s.keys[static_cast<size_t>(i)];
+        s.candidates[count] = (static_cast<uint64_t>(key) << 32) | static_cast<uint64_t>(i);
+        count += key >= kth;
+      }
+      s.candidates.resize(count);
+      radix_sort_by_key(s.candidates, s.sorted);
+      auto& cand = s.candidates;
+      size_t first_kept = cand.size() > cap ? cand.size() - cap : 0;  // more ties than the margin: the cap largest
+      // Top-p: drop the ascending prefix whose cumulative mass is <= 1-p, never the largest.
+      if (top_p > 0) {
+        const float max_value = value_of(cand.back(), row);
+        mass.resize(cand.size());
+        double total = 0;
+        for (size_t i = first_kept; i < cand.size(); ++i) total += (mass[i] = std::exp(value_of(cand[i], row) - max_value));
+        const double budget = (1.0 - top_p) * total;
+        double cumulative = 0;
+        size_t dropped_end = first_kept;
+        while (dropped_end + 1 < cand.size() && (cumulative += mass[dropped_end]) <= budget) ++dropped_end;
+        first_kept = dropped_end;
+      }
+      // Gumbel-max over the kept candidates: the noise of a vocabulary entry depends on (image, scale,
+      // position, entry) only, as in a full draw.
+      const uint32_t key = hash32(row_keys_cpu_[static_cast<size_t>(b)] ^ call);
+      float best = -std::numeric_limits<float>::infinity();
+      int64_t best_index = static_cast<int64_t>(cand.back() & 0xFFFFFFFFu);
+      for (size_t i = first_kept; i < cand.size(); ++i) {
+        const uint32_t index = static_cast<uint32_t>(cand[i] & 0xFFFFFFFFu);
+        const uint32_t counter = static_cast<uint32_t>(position * V) + index;
+        const float score = row[index] / temperature_f + gumbel_of_bits(hash32(key ^ hash32(counter)));
+        if (score > best) {
+          best = score;
+          best_index = index;
+        }
+      }
+      out[r] = best_index;
+    }
+  });
+  return tokens;
+}
+
+torch::Tensor TokenSampler::sample_top_k_candidates_tensor_ops(const torch::Tensor& logits, int64_t scale, int64_t top_k,
+                                                               double top_p, double temperature) const {
+  const int64_t l = logits.size(1), V = logits.size(2);
+  const int64_t candidates = std::min(V, top_k + kTieMargin);
   auto [values, index] = logits.topk(candidates, -1, /*largest=*/true, /*sorted=*/true);  // descending
   const auto neg_inf = -std::numeric_limits<double>::infinity();
   values = values.masked_fill(values < values.narrow(-1, top_k - 1, 1), neg_inf);

@@ -71,15 +71,26 @@ class TokenSampler {
   // Standard Gumbel values of 32-bit random integers (int64 tensor); finite for every input.
   static torch::Tensor bits_to_gumbel(const torch::Tensor& bits);
 
+  // Per-image sampling among the top-k candidates only (same noise per vocabulary entry as a full draw),
+  // from guided logits [B,l,V] -> [B,l]: top-k keeps the logits >= the k-th largest (ties up to 16 past
+  // k), top-p drops the low tail of the candidates' mass (ascending cumulative mass <= 1-p, never the
+  // largest), then Gumbel-max over the kept ones at `temperature`. Float32 CPU logits take a per-row kernel
+  // (selection instead of a sorted top-k, one pass per row, the rows spread over the threads); others the
+  // tensor ops, which every device runs. Both draw the same tokens up to rounding: a token can differ only
+  // where two perturbed scores or a cumulative mass and 1-p agree to the last bits (tests/test_sampling.cpp).
+  torch::Tensor sample_top_k_candidates(const torch::Tensor& logits, int64_t scale, int64_t top_k, double top_p,
+                                        double temperature) const;
+  torch::Tensor sample_top_k_candidates_tensor_ops(const torch::Tensor& logits, int64_t scale, int64_t top_k,
+                                                   double top_p, double temperature) const;
+  torch::Tensor sample_top_k_candidates_cpu_kernel(const torch::Tensor& logits, int64_t scale, int64_t top_k,
+                                                   double top_p, double temperature) const;
+
  private:
   static uint32_t call_key(int64_t scale, RandomStream stream);
   // Per-image: 32-bit hashes of (image key, call key, counter) as int64, for counters 0..count-1 ([B, count])
   // or for the given counters ([B, ...] int64 in [0, 2^32)).
   torch::Tensor random_bits(int64_t batch, int64_t count, uint32_t call) const;
   torch::Tensor random_bits_at(const torch::Tensor& counters, uint32_t call) const;
-  // Per-image sampling among the top-k candidates only (same noise per vocabulary entry as a full draw).
-  torch::Tensor sample_top_k_candidates(const torch::Tensor& logits, int64_t scale, int64_t top_k, double top_p,
-                                        double temperature);
 
   RngMode mode_ = RngMode::kPerImage;
   torch::Generator generator_;

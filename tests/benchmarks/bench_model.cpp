@@ -135,6 +135,31 @@ BENCHMARK(BM_SampleLastScale)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// Per-image sampling of the last scale among the top-k candidates (top-k 900, top-p 0.96): Arg 1 = 0 the
+// tensor ops every device runs, 1 the CPU per-row kernel (TokenSampler::sample_top_k_candidates).
+void BM_SampleTopKCandidates(benchmark::State& state) {
+  use_all_cores();
+  c10::InferenceMode inference;
+  const int64_t batch = state.range(0);
+  const bool kernel = state.range(1) == 1;
+  auto logits = torch::randn({batch, 256, 4096}).mul_(2.5);
+  std::vector<int64_t> idx(batch);
+  for (int64_t i = 0; i < batch; ++i) idx[i] = i;
+  auto sampler = TokenSampler::per_image(0, idx, torch::kCPU);
+  for (auto _ : state) {
+    auto t = kernel ? sampler.sample_top_k_candidates_cpu_kernel(logits, 9, 900, 0.96, 1.0)
+                    : sampler.sample_top_k_candidates_tensor_ops(logits, 9, 900, 0.96, 1.0);
+    benchmark::DoNotOptimize(t.data_ptr());
+  }
+  state.counters["positions_per_s"] =
+      benchmark::Counter(static_cast<double>(batch * 256 * state.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_SampleTopKCandidates)
+    ->ArgsProduct({{1, 16}, {0, 1}})
+    ->ArgNames({"batch", "kernel"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 }  // namespace
 }  // namespace varbench
 
