@@ -33,7 +33,7 @@ class CollaborativeEngine : public Engine {
 
     {  // Drafter: scales 0..N-1; its cache only ever holds those.
       auto sampler = make_sampler(request, device);
-      ModelPass drafter(drafter_, request.labels, true, policy_, sched.begin(N));
+      ModelPass drafter(drafter_, request.labels, true, policy_, sched.begin(N), kernels_for(request.rng_mode));
       kv_peak = drafter.cache().bytes();
       observer.setup_done();
       for (int64_t s = 0; s < N; ++s) {
@@ -45,7 +45,7 @@ class CollaborativeEngine : public Engine {
 
     // Refiner: one masked pass over scales 0..N, then cached scales N+1..S-1.
     auto sampler = make_sampler(request, device);  // reference mode: a fresh generator with the same seed
-    ModelPass refiner(refiner_, request.labels, true, policy_, sched.total_tokens());
+    ModelPass refiner(refiner_, request.labels, true, policy_, sched.total_tokens(), kernels_for(request.rng_mode));
     kv_peak = std::max(kv_peak, refiner.cache().bytes());
     observer.setup_done();  // the drafter's release and the refiner's set-up
     auto hidden = refiner.prefill_hidden(state, 0, N);

@@ -69,8 +69,8 @@ class SpeculativeEngine : public Engine {
     settings.validate(S);
     GenerationState state(B, sched.sides, target_->arch().code_dim, device);
     auto sampler = make_sampler(request, device);
-    ModelPass small(draft_, request.labels, true, policy_, sched.total_tokens());
-    ModelPass large(target_, request.labels, true, policy_, sched.total_tokens());
+    ModelPass small(draft_, request.labels, true, policy_, sched.total_tokens(), kernels_for(request.rng_mode));
+    ModelPass large(target_, request.labels, true, policy_, sched.total_tokens(), kernels_for(request.rng_mode));
     BatchResult result{GenerationState(B, sched.sides, target_->arch().code_dim, device),
                        small.cache().bytes() + large.cache().bytes()};
     auto& drafted_tokens = result.per_scale["drafted_tokens"];

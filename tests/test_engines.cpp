@@ -142,12 +142,12 @@ GenerationState speculative_from_scratch(const std::string& draft_name, const st
     auto drafted = state.clone();
     std::vector<torch::Tensor> q(last + 1), x(last + 1);
     for (int64_t j = s; j <= last; ++j) {
-      ModelPass small(draft, request.labels, true, models.policy, sched.end(j));
+      ModelPass small(draft, request.labels, true, models.policy, sched.end(j), kernels_for(request.rng_mode));
       q[j] = probabilities(small, small.logits(small.prefill_hidden(drafted, 0, j)), j);
       x[j] = sampler.draw(q[j], j, RandomStream::kToken);
       drafted.commit(models.vqvae, x[j]);
     }
-    ModelPass large(target, request.labels, true, models.policy, sched.end(last));
+    ModelPass large(target, request.labels, true, models.policy, sched.end(last), kernels_for(request.rng_mode));
     const auto raw = large.logits(large.prefill_hidden(drafted, 0, last));
     int64_t j = s;
     for (; j <= last; ++j) {

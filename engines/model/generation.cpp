@@ -41,8 +41,8 @@ const char* phase_name(Phase phase) {
 
 // ---------------------------------------------------------------------------------------------------
 ModelPass::ModelPass(VarTransformer model, const torch::Tensor& labels, bool guided, const PrecisionPolicy& policy,
-                     int64_t capacity_tokens)
-    : model_(std::move(model)), policy_(policy), guided_(guided) {
+                     int64_t capacity_tokens, Kernels kernels)
+    : model_(std::move(model)), policy_(policy), kernels_(kernels), guided_(guided) {
   compat::AutocastGuard autocast(policy_.autocast, policy_.autocast_dtype);
   cond_ = model_->condition(labels, guided);
   position_terms_ = model_->position_terms();
@@ -59,7 +59,7 @@ torch::Tensor ModelPass::scale_input(const GenerationState& state, int64_t scale
 }
 
 torch::Tensor ModelPass::forward_new_tokens(torch::Tensor x, const torch::Tensor& mask) {
-  auto h = model_->forward_blocks(std::move(x), cond_, &cache_, mask);
+  auto h = model_->forward_blocks(std::move(x), cond_, &cache_, mask, kernels_);
   last_hidden_ = h;
   return h;
 }
@@ -219,7 +219,7 @@ GenerationState run_single_loop(VarTransformer model, Vqvae vqvae, const Generat
   const int64_t last = o.exit_after_scale >= 0 ? o.exit_after_scale : S - 1;
   GenerationState state(request.labels.size(0), arch.schedule.sides, arch.code_dim, device);
   auto sampler = make_sampler(request, device);
-  ModelPass pass(model, request.labels, /*guided=*/true, policy, arch.schedule.end(last));
+  ModelPass pass(model, request.labels, /*guided=*/true, policy, arch.schedule.end(last), kernels_for(request.rng_mode));
   if (kv_cache_bytes) *kv_cache_bytes = pass.cache().bytes();
   if (observer) observer->setup_done();
   for (int64_t s = 0; s <= last; ++s) {

@@ -66,8 +66,9 @@ class ModelPass {
  public:
   // `guided`: conditional and unconditional rows (2B); otherwise B conditional rows.
   // `capacity_tokens`: positions the KV cache must hold (all scales the model will see).
+  // `kernels`: the blocks' ops (kernels_for(request.rng_mode) in the engines).
   ModelPass(VarTransformer model, const torch::Tensor& labels, bool guided, const PrecisionPolicy& policy,
-            int64_t capacity_tokens);
+            int64_t capacity_tokens, Kernels kernels = Kernels::kExact);
   VarTransformer& model() { return model_; }
   int64_t rows() const { return cond_.rows(); }
   bool guided() const { return guided_; }
@@ -103,6 +104,7 @@ class ModelPass {
   torch::Tensor forward_new_tokens(torch::Tensor x, const torch::Tensor& mask = {});
   VarTransformer model_;
   PrecisionPolicy policy_;
+  Kernels kernels_;
   bool guided_;
   Conditioning cond_;
   torch::Tensor position_terms_;
@@ -127,6 +129,10 @@ struct GenerationRequest {
 };
 
 TokenSampler make_sampler(const GenerationRequest& request, torch::Device device);
+
+// Reference-RNG runs reproduce the official samplers token for token, so they compute op for op as the
+// official code does; per-image runs take the fast kernels.
+inline Kernels kernels_for(RngMode mode) { return mode == RngMode::kReference ? Kernels::kExact : Kernels::kFast; }
 
 // Samples the tokens of `scale` from its guided logits (filtered in place) and commits them to `state`.
 torch::Tensor sample_and_commit(GenerationState& state, Vqvae vqvae, torch::Tensor guided_logits, int64_t scale,

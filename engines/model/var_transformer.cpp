@@ -3,6 +3,7 @@
 #include <cmath>
 #include <optional>
 
+#include "engines/model/fast_kernels.h"
 #include "engines/model/part_profile.h"
 
 namespace varbench {
@@ -90,7 +91,7 @@ FeedForwardImpl::FeedForwardImpl(int64_t width, int64_t hidden) {
   fc2 = register_module("fc2", torch::nn::Linear(hidden, width));
 }
 
-torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
+torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x, Kernels kernels) {
   torch::Tensor hidden;
   {
     PartScope part(Part::kFfnGemm, gemm_flops(x, fc1->weight), gemm_bytes(x, fc1->weight));
@@ -98,7 +99,10 @@ torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
   }
   {
     PartScope part(Part::kFfnActivation, 0, 2 * tensor_bytes({hidden}));
-    hidden = torch::gelu(hidden, "tanh");
+    if (kernels == Kernels::kFast && hidden.is_cpu() && hidden.scalar_type() == torch::kFloat32 && hidden.is_contiguous())
+      gelu_tanh_fast_(hidden);
+    else
+      hidden = torch::gelu(hidden, "tanh");
   }
   PartScope part(Part::kFfnGemm, gemm_flops(hidden, fc2->weight), gemm_bytes(hidden, fc2->weight));
   return linear(fc2, hidden);
@@ -124,7 +128,8 @@ std::array<torch::Tensor, 6> AdaLNSelfAttnImpl::ada_params(const torch::Tensor& 
 }
 
 torch::Tensor AdaLNSelfAttnImpl::forward(const torch::Tensor& x, const std::array<torch::Tensor, 6>& ada,
-                                         KvCacheLayer* cache, int64_t cache_offset, const torch::Tensor& mask) {
+                                         KvCacheLayer* cache, int64_t cache_offset, const torch::Tensor& mask,
+                                         Kernels kernels) {
   const auto& [gamma1, gamma2, scale1, scale2, shift1, shift2] = ada;
   auto ln = [&](const torch::Tensor& t) { return torch::layer_norm(t, {width}, {}, {}, eps); };
   // Bytes of the norm-and-modulate stretches: each elementwise op reads its input and writes its output
@@ -141,7 +146,7 @@ torch::Tensor AdaLNSelfAttnImpl::forward(const torch::Tensor& x, const std::arra
     h = x + attn_out.mul_(gamma1);
     ffn_in = ln(h).mul(scale2.add(1)).add_(shift2);
   }
-  auto ffn_out = ffn->forward(ffn_in);
+  auto ffn_out = ffn->forward(ffn_in, kernels);
   PartScope part(Part::kNormModulate, 0, 5 * pass_bytes);
   return h + ffn_out.mul(gamma2);
 }
@@ -207,10 +212,10 @@ torch::Tensor VarTransformerImpl::embed_inputs(const torch::Tensor& next_BlCv, i
 }
 
 torch::Tensor VarTransformerImpl::forward_blocks(torch::Tensor x, const Conditioning& cond, KvCache* cache,
-                                                 const torch::Tensor& mask) {
+                                                 const torch::Tensor& mask, Kernels kernels) {
   const int64_t offset = cache ? cache->length() : 0;
   for (size_t i = 0; i < block_list.size(); ++i)
-    x = block_list[i]->forward(x, cond.blocks[i], cache ? cache->layer(i) : nullptr, offset, mask);
+    x = block_list[i]->forward(x, cond.blocks[i], cache ? cache->layer(i) : nullptr, offset, mask, kernels);
   if (cache) cache->advance(x.size(1));
   return x;
 }

@@ -13,6 +13,11 @@
 
 namespace varbench {
 
+// How the blocks compute. kExact follows the official code op for op (bit-identical results on the CPU
+// with the same libtorch: what reference-RNG runs promise). kFast may replace an op by a faster one that
+// rounds differently within float32's precision (engines/model/fast_kernels.h): what per-image runs use.
+enum class Kernels { kExact, kFast };
+
 // Per-generation conditioning, computed once: the class embeddings and every AdaLN projection of them
 // (they do not change across scales, so the per-scale recomputation of the official loop is skipped;
 // the values are the same).
@@ -41,7 +46,7 @@ TORCH_MODULE(SelfAttention);
 class FeedForwardImpl : public torch::nn::Module {
  public:
   FeedForwardImpl(int64_t width, int64_t hidden);
-  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor forward(const torch::Tensor& x, Kernels kernels = Kernels::kExact);
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(FeedForward);
@@ -52,7 +57,7 @@ class AdaLNSelfAttnImpl : public torch::nn::Module {
   // ada_lin(cond) (or ada_gss + shared projection) split as gamma1, gamma2, scale1, scale2, shift1, shift2.
   std::array<torch::Tensor, 6> ada_params(const torch::Tensor& cond_or_shared);
   torch::Tensor forward(const torch::Tensor& x, const std::array<torch::Tensor, 6>& ada, KvCacheLayer* cache,
-                        int64_t cache_offset, const torch::Tensor& mask);
+                        int64_t cache_offset, const torch::Tensor& mask, Kernels kernels = Kernels::kExact);
 
   int64_t width;
   double eps;
@@ -91,7 +96,7 @@ class VarTransformerImpl : public torch::nn::Module {
                              int64_t rows);
   // Runs all blocks. With a cache, appends this input's K/V and advances the cache.
   torch::Tensor forward_blocks(torch::Tensor x, const Conditioning& cond, KvCache* cache,
-                               const torch::Tensor& mask = {});
+                               const torch::Tensor& mask = {}, Kernels kernels = Kernels::kExact);
   // head(head_nm(h)) in fp32: [N,l,V].
   torch::Tensor logits(const torch::Tensor& h, const Conditioning& cond);
   // The block-causal mask of the training forward, rows [q_begin, q_end) x keys [0, q_end): scale(j) <= scale(i).

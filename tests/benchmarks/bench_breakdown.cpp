@@ -1,14 +1,15 @@
 // Where one generation's time goes, part by part and scale by scale, each part beside its bound on this
 // machine (CPU; random weights of a named architecture):
 //   build/tests/benchmarks/bench_breakdown [--model var-d16] [--vqvae vqvae-ch160] [--batch 1]
-//       [--threads 0] [--repeats 3] [--json FILE]
+//       [--rng per-image|reference] [--threads 0] [--repeats 3] [--json FILE]
 // The bounds come from rates measured here first: the large-GEMM rate (FLOP/s), the rate a GEMM with few
 // rows streams its weights (bytes/s), and the memory copy rate (bytes/s). A part's bound is, summed over
 // its calls, max(FLOPs / GEMM rate, bytes / streaming rate) for matrix products (the GEMMs, the embedding
 // and head projections, attention's FLOPs) and bytes / copy rate for the elementwise parts; "of bound" is
 // bound / measured. The run is the plain large-only loop with guidance (2B rows), per-image RNG; the part
 // scopes (engines/model/part_profile.h) cost one thread-local read each when no profile is active, and
-// the table reports the generation's time with and without them.
+// the table reports the generation's time with and without them. --rng picks the path: per-image (the
+// default: fast kernels and the per-row sampler) or reference (the official code's ops and draws).
 // OMP_WAIT_POLICY=ACTIVE in the environment runs it under OpenMP's default spinning waits instead of the
 // passive waits every varbench program sets (harness/cpu_runtime.h).
 #include <algorithm>
@@ -102,7 +103,7 @@ double median(std::vector<double> v) {
 }
 
 struct Options {
-  std::string model = "var-d16", vqvae = "vqvae-ch160", json;
+  std::string model = "var-d16", vqvae = "vqvae-ch160", rng = "per-image", json;
   int64_t batch = 1;
   int threads = 0, repeats = 3;
 };
@@ -118,10 +119,11 @@ Options parse(int argc, char** argv) {
     if (a == "--model") o.model = value();
     else if (a == "--vqvae") o.vqvae = value();
     else if (a == "--batch") o.batch = std::stoll(value());
+    else if (a == "--rng") o.rng = value();
     else if (a == "--threads") o.threads = std::stoi(value());
     else if (a == "--repeats") o.repeats = std::stoi(value());
     else if (a == "--json") o.json = value();
-    else throw std::runtime_error("unknown argument " + a + " (--model, --vqvae, --batch, --threads, --repeats, --json)");
+    else throw std::runtime_error("unknown argument " + a + " (--model, --vqvae, --batch, --rng, --threads, --repeats, --json)");
   }
   return o;
 }
@@ -136,6 +138,7 @@ int run(const Options& o) {
   GenerationRequest request;
   request.labels = torch::arange(o.batch, torch::kLong);
   for (int64_t i = 0; i < o.batch; ++i) request.image_indices.push_back(i);
+  request.rng_mode = parse_rng_mode(o.rng);
   const auto policy = PrecisionPolicy::of(Precision::kFloat32);
 
   auto generate = [&](ScaleObserver* observer) {
@@ -182,13 +185,15 @@ int run(const Options& o) {
   };
 
   const auto& sched = arch.schedule;
-  fmt::print("bench_breakdown: {} (width {}, depth {}), {}, batch {} (guided: {} rows), fp32, {} threads, OMP_WAIT_POLICY {}\n",
-             o.model, arch.width, arch.depth, o.vqvae, o.batch, 2 * o.batch, threads, openmp_wait_policy());
+  fmt::print("bench_breakdown: {} (width {}, depth {}), {}, batch {} (guided: {} rows), fp32, {} RNG ({} kernels), {} threads, "
+             "OMP_WAIT_POLICY {}\n",
+             o.model, arch.width, arch.depth, o.vqvae, o.batch, 2 * o.batch, o.rng,
+             kernels_for(request.rng_mode) == Kernels::kFast ? "fast" : "exact", threads, openmp_wait_policy());
   fmt::print("rates measured here: GEMM {:.1f} GFLOP/s (1024 x {} x {}), weight streaming {:.2f} GB/s (8 rows), copy {:.2f} GB/s\n\n",
              rates.gemm_flops_per_s / 1e9, arch.width, 4 * arch.width, rates.weight_stream_bytes_per_s / 1e9,
              rates.copy_bytes_per_s / 1e9);
 
-  nlohmann::json out{{"model", o.model}, {"vqvae", o.vqvae}, {"batch", o.batch}, {"threads", threads},
+  nlohmann::json out{{"model", o.model}, {"vqvae", o.vqvae}, {"batch", o.batch}, {"rng", o.rng}, {"threads", threads},
                      {"omp_wait_policy", openmp_wait_policy()},
                      {"rates", {{"gemm_gflops", rates.gemm_flops_per_s / 1e9},
                                 {"weight_stream_gbps", rates.weight_stream_bytes_per_s / 1e9},
