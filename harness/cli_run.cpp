@@ -33,12 +33,16 @@ std::string context_json(const Provenance& p, const std::string& experiment) {
                    {"library_build_type", p.build_type}, {"varbench_git_revision", p.git_revision},
                    {"libtorch_version", p.libtorch_version}, {"cuda_version", p.cuda_version},
                    {"cudnn_version", p.cudnn_version}, {"blas", p.blas}, {"attention_backend", p.attention_backend},
-                   {"device_name", p.device_name},     {"threads", p.threads}, {"openmp_wait_policy", p.openmp_wait_policy},
+                   {"device_name", p.device_name},     {"threads", p.threads}, {"openmp_wait_policy", p.openmp_wait_policy}, {"test_slowdown", p.test_slowdown},
                    {"experiment", experiment}};
   return j.dump();
 }
 
 int run_command(const RunOptions& o) {
+  if (const double slowdown = test_slowdown_fraction(); slowdown > 0)
+    std::cerr << fmt::format("varbench: VARBENCH_TEST_SLOWDOWN={}: every timed batch is made {:.0f}% slower (a check of the "
+                             "regression gate; recorded as test_slowdown)\n",
+                             slowdown, 100 * slowdown);
   auto x = load_experiment(o.experiment);
   if (o.threads >= 0) x.threads = o.threads;
   const auto shard = detect_shard(o.shard);

@@ -43,38 +43,72 @@ double parse_tolerance(const std::string& text) {
 
 Comparison compare_runs(const std::vector<RunRecord>& baseline, const std::vector<RunRecord>& current, double tolerance,
                         double alpha, bool with_decode) {
-  std::map<std::string, const RunRecord*> base;
-  for (const auto& r : baseline)
-    if (r.status == "completed") base[r.spec.id] = &r;
+  // Every side's repetitions by run, pooled over the records of the run (A/B rounds); a failed record
+  // fails its run. Runs in the order the current side first names them.
+  struct Side {
+    std::vector<double> latencies;
+    std::string error;  // the first failure
+    bool present = false;
+  };
+  std::vector<std::string> order;
+  std::map<std::string, Side> base, cur;
+  auto collect = [&](const std::vector<RunRecord>& records, std::map<std::string, Side>& side, bool ordering) {
+    for (const auto& r : records) {
+      auto& s = side[r.spec.id];
+      if (!s.present && ordering) order.push_back(r.spec.id);
+      s.present = true;
+      if (r.status != "completed") {
+        if (s.error.empty()) s.error = r.error.empty() ? r.status : r.error;
+        continue;
+      }
+      const auto reps = repetition_latencies_ms(r, with_decode);
+      s.latencies.insert(s.latencies.end(), reps.begin(), reps.end());
+    }
+  };
+  collect(current, cur, true);
+  collect(baseline, base, false);
   Comparison c;
   std::vector<double> ratios;
-  for (const auto& r : current) {
+  for (const auto& id : order) {
+    const auto& b = cur.at(id);
     RunComparison rc;
-    rc.run_id = r.spec.id;
-    auto it = base.find(r.spec.id);
-    if (r.status != "completed") {
-      rc.note = "failed in current: " + r.error;
+    rc.run_id = id;
+    auto it = base.find(id);
+    if (!b.error.empty()) {
+      rc.note = "failed in current: " + b.error;
       rc.regression = true;
+      rc.verdict = "SLOWER";
     } else if (it == base.end()) {
       rc.note = "not in baseline";
+    } else if (!it->second.error.empty() || it->second.latencies.empty()) {
+      rc.note = "failed in baseline: " + it->second.error;
     } else {
-      const auto a = repetition_latencies_ms(*it->second, with_decode), b = repetition_latencies_ms(r, with_decode);
+      const auto& a = it->second.latencies;
       rc.baseline_repetitions = static_cast<int64_t>(a.size());
-      rc.current_repetitions = static_cast<int64_t>(b.size());
+      rc.current_repetitions = static_cast<int64_t>(b.latencies.size());
       rc.baseline_ms = median(a);
-      rc.current_ms = median(b);
+      rc.current_ms = median(b.latencies);
       rc.change = (rc.current_ms - rc.baseline_ms) / rc.baseline_ms;
+      rc.shift = hodges_lehmann_change(a, b.latencies, 1 - alpha);
       ratios.push_back(rc.current_ms / rc.baseline_ms);
-      if (a.size() >= 2 && b.size() >= 2) {
-        rc.p_value = mann_whitney_u(a, b).p_value;
+      if (a.size() >= 2 && b.latencies.size() >= 2) {
+        rc.p_value = mann_whitney_u(a, b.latencies).p_value;
         rc.regression = rc.change > tolerance && rc.p_value < alpha;
       } else {
         rc.p_value = std::nan("");
         rc.note = "fewer than 2 repetitions: no U test";
         rc.regression = rc.change > tolerance;
       }
-      base.erase(it);
+      if (rc.regression)
+        rc.verdict = "SLOWER";
+      else if (rc.change < -tolerance && rc.p_value < alpha)
+        rc.verdict = "faster";
+      else if (rc.shift.lower >= -tolerance && rc.shift.upper <= tolerance)
+        rc.verdict = "no change";
+      else
+        rc.verdict = "inconclusive";
     }
+    if (it != base.end()) base.erase(it);
     c.regressions += rc.regression;
     c.runs.push_back(std::move(rc));
   }
@@ -90,22 +124,27 @@ Comparison compare_runs(const std::vector<RunRecord>& baseline, const std::vecto
 
 std::string format_comparison(const Comparison& c, double tolerance, double alpha) {
   std::ostringstream out;
-  out << "| run | baseline ms | current ms | change | U-test p | verdict |\n|---|---|---|---|---|---|\n";
+  const int confidence = static_cast<int>(std::lround(100 * (1 - alpha)));
+  out << fmt::format("| run | baseline ms | current ms | change | HL change [{}% CI] | U-test p | verdict |\n", confidence)
+      << "|---|---|---|---|---|---|---|\n";
   for (const auto& r : c.runs) {
     if (!r.note.empty() && r.baseline_repetitions == 0) {
-      out << fmt::format("| {} | - | - | - | - | {}{} |\n", r.run_id, r.regression ? "REGRESSION: " : "", r.note);
+      out << fmt::format("| {} | - | - | - | - | - | {}{} |\n", r.run_id, r.regression ? "REGRESSION: " : "", r.note);
       continue;
     }
-    const std::string verdict = r.regression ? "SLOWER" : (r.change < -tolerance && r.p_value < alpha ? "faster" : "same");
-    out << fmt::format("| {} | {:.2f} | {:.2f} | {:+.1f}% | {} | {}{} |\n", r.run_id, r.baseline_ms, r.current_ms, 100 * r.change,
-                       std::isnan(r.p_value) ? "-" : fmt::format("{:.4f}", r.p_value), verdict,
+    out << fmt::format("| {} | {:.2f} | {:.2f} | {:+.1f}% | {:+.1f}% [{:+.1f}%, {:+.1f}%] | {} | {}{} |\n", r.run_id,
+                       r.baseline_ms, r.current_ms, 100 * r.change, 100 * r.shift.change, 100 * r.shift.lower,
+                       100 * r.shift.upper, std::isnan(r.p_value) ? "-" : fmt::format("{:.4f}", r.p_value), r.verdict,
                        r.note.empty() ? "" : " (" + r.note + ")");
   }
-  out << fmt::format("| geometric mean | | | {:+.1f}% | | {} regression{} |\n", 100 * (c.geomean_ratio - 1), c.regressions,
+  out << fmt::format("| geometric mean | | | {:+.1f}% | | | {} regression{} |\n", 100 * (c.geomean_ratio - 1), c.regressions,
                      c.regressions == 1 ? "" : "s");
-  out << fmt::format("Latency: median over repetitions of the mean batch time. A run regresses when it is more than {:.1f}% "
-                     "slower and the two-sided Mann-Whitney U test over repetitions gives p < {}.\n",
-                     100 * tolerance, alpha);
+  out << fmt::format(
+      "Latency: median over repetitions of the mean batch time. A run regresses (SLOWER) when it is more than {:.1f}% "
+      "slower and the two-sided Mann-Whitney U test over repetitions gives p < {}. HL change: the Hodges-Lehmann "
+      "estimate of the change with its {}% confidence interval; 'no change' when the interval lies within +-{:.1f}%, "
+      "'inconclusive' when it reaches past it (more repetitions would tell).\n",
+      100 * tolerance, alpha, confidence, 100 * tolerance);
   return out.str();
 }
 

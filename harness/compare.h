@@ -1,11 +1,13 @@
 #pragma once
-// The speed-regression gate: two result files, run by run, with Google Benchmark compare.py's
-// semantics: the relative change of the median latency, a two-sided Mann-Whitney U test over the
-// repetitions, and a geometric-mean row.
+// The speed-regression gate: two result files (or two sides of interleaved A/B rounds), run by run, with
+// Google Benchmark compare.py's semantics: the relative change of the median latency, a two-sided
+// Mann-Whitney U test over the repetitions, and a geometric-mean row; plus the Hodges-Lehmann change with
+// its confidence interval, which tells "no change" from "not enough evidence".
 #include <string>
 #include <vector>
 
 #include "harness/run_record.h"
+#include "harness/statistics.h"
 
 namespace varbench {
 
@@ -14,9 +16,13 @@ struct RunComparison {
   int64_t baseline_repetitions = 0, current_repetitions = 0;
   double baseline_ms = 0, current_ms = 0;  // median over repetitions of the mean batch latency
   double change = 0;                       // (current - baseline) / baseline
+  ShiftEstimate shift;                     // Hodges-Lehmann change with its confidence interval
   double p_value = 1;                      // NaN when either side has fewer than 2 repetitions
   bool regression = false;                 // slower beyond the tolerance and significant
   std::string note;                        // e.g. "only in baseline"
+  // "SLOWER" (the regression), "faster", "no change" (the interval lies within the tolerance), or
+  // "inconclusive" (neither: the interval reaches past the tolerance; more repetitions would tell).
+  std::string verdict;
 };
 
 struct Comparison {
@@ -25,7 +31,9 @@ struct Comparison {
   int64_t regressions = 0;
 };
 
-// `tolerance` is a fraction (0.05 = 5%); `alpha` the U test's significance level.
+// `tolerance` is a fraction (0.05 = 5%); `alpha` the U test's significance level (the interval's confidence
+// is 1 - alpha). A side may hold several records of one run (the rounds of an A/B comparison): their
+// repetitions are pooled.
 Comparison compare_runs(const std::vector<RunRecord>& baseline, const std::vector<RunRecord>& current, double tolerance,
                         double alpha, bool with_decode);
 std::string format_comparison(const Comparison& c, double tolerance, double alpha);

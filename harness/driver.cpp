@@ -1,5 +1,6 @@
 #include "harness/driver.h"
 
+#include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdlib>
@@ -33,12 +34,18 @@ class TimingObserver : public ScaleObserver {
     int64_t first_scale, last_scale;
     size_t mark;  // the phase runs from the previous boundary to this mark
   };
-  explicit TimingObserver(device::Timeline& timeline) : timeline_(timeline) {}
+  explicit TimingObserver(device::Timeline& timeline)
+      : timeline_(timeline), slowdown_(test_slowdown_fraction()), start_(std::chrono::steady_clock::now()) {}
   void phase_done(Phase phase, int64_t first_scale, int64_t last_scale) override {
     timeline_.mark();
     marks_.push_back({phase, first_scale, last_scale, timeline_.marks() - 1});
   }
   void transformer_done() override {
+    if (slowdown_ > 0) {  // VARBENCH_TEST_SLOWDOWN: busy, as extra work would be
+      const auto until = std::chrono::steady_clock::now() + (std::chrono::steady_clock::now() - start_) * slowdown_;
+      while (std::chrono::steady_clock::now() < until) {
+      }
+    }
     timeline_.mark();
     transformer_mark_ = timeline_.marks() - 1;
   }
@@ -49,6 +56,8 @@ class TimingObserver : public ScaleObserver {
   device::Timeline& timeline_;
   std::vector<Mark> marks_;
   size_t transformer_mark_ = 0;
+  double slowdown_;
+  std::chrono::steady_clock::time_point start_;
 };
 
 // The memory pass: at every phase boundary, the allocator's peak since the previous one and the KV cache

@@ -9,6 +9,9 @@
 #include <fstream>
 #include <thread>
 
+#include <cstdlib>
+#include <stdexcept>
+
 #include <fmt/format.h>
 
 #include "engines/model/torch_compat.h"
@@ -88,7 +91,21 @@ Provenance collect_provenance(torch::Device device, torch::ScalarType compute_dt
   p.command_line = command_line();
   p.threads = torch::get_num_threads();
   p.openmp_wait_policy = openmp_wait_policy();
+  p.test_slowdown = test_slowdown_fraction();
   return p;
+}
+
+double test_slowdown_fraction() {
+  static const double fraction = [] {
+    const char* v = std::getenv("VARBENCH_TEST_SLOWDOWN");
+    if (!v || !*v) return 0.0;
+    char* end = nullptr;
+    const double f = std::strtod(v, &end);
+    if (end == v || *end != '\0' || !(f >= 0 && f <= 10))
+      throw std::runtime_error(fmt::format("VARBENCH_TEST_SLOWDOWN='{}': expected a fraction in [0, 10], e.g. 0.1", v));
+    return f;
+  }();
+  return fraction;
 }
 
 std::string version_text() {
@@ -121,6 +138,7 @@ void write_provenance(const h5::Group& g, const Provenance& p) {
   g.set_attr("command_line", p.command_line);
   g.set_attr("threads", p.threads);
   g.set_attr("openmp_wait_policy", p.openmp_wait_policy);
+  if (p.test_slowdown > 0) g.set_attr("test_slowdown", p.test_slowdown);
 }
 
 int configure_threads(int requested) {

@@ -19,7 +19,14 @@ struct Provenance {
   std::string device, device_name, hostname, timestamp_utc, command_line;
   int64_t threads = 0;
   std::string openmp_wait_policy;  // OMP_WAIT_POLICY as the process runs (harness/cpu_runtime.h)
+  double test_slowdown = 0;        // VARBENCH_TEST_SLOWDOWN (0: unset), see test_slowdown_fraction()
 };
+
+// VARBENCH_TEST_SLOWDOWN=0.1 makes every timed batch of `varbench run` 10% slower (the timing observer
+// spins for that share of the batch's transformer time before taking it): a known slowdown for checking
+// the regression gate (`varbench compare --ab`), never for measurements. 0 when unset; a value that is
+// not a number in [0, 10] is an error naming the variable.
+double test_slowdown_fraction();
 
 // `compute_dtype`: the dtype the run's attention runs in (PrecisionPolicy::compute_dtype()).
 Provenance collect_provenance(torch::Device device, torch::ScalarType compute_dtype = torch::kFloat32);

@@ -77,6 +77,39 @@ MannWhitney mann_whitney_u(const std::vector<double>& a, const std::vector<doubl
   return out;
 }
 
+double normal_quantile(double p) {
+  if (!(p > 0 && p < 1)) throw std::runtime_error("normal_quantile: p must be in (0, 1)");
+  // Bisection on the CDF 0.5 erfc(-x / sqrt 2): 200 halvings of [-40, 40] reach double precision.
+  double lo = -40, hi = 40;
+  for (int i = 0; i < 200 && hi - lo > 1e-15; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (0.5 * std::erfc(-mid / std::sqrt(2.0)) < p ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
+ShiftEstimate hodges_lehmann_change(const std::vector<double>& a, const std::vector<double>& b, double confidence) {
+  if (a.empty() || b.empty()) throw std::runtime_error("Hodges-Lehmann estimate needs two non-empty samples");
+  std::vector<double> d;
+  d.reserve(a.size() * b.size());
+  for (double x : a)
+    for (double y : b) d.push_back(std::log(y) - std::log(x));
+  std::sort(d.begin(), d.end());
+  const size_t n = d.size();
+  const double median_d = n % 2 ? d[n / 2] : 0.5 * (d[n / 2 - 1] + d[n / 2]);
+  // The k-th smallest and k-th largest pairwise values bound the interval, k - 1 = the U value whose
+  // lower tail holds (1 - confidence) / 2 of the null distribution.
+  const double n1 = static_cast<double>(a.size()), n2 = static_cast<double>(b.size());
+  const double z = normal_quantile(0.5 + confidence / 2);
+  const double c = std::floor(n1 * n2 / 2 - z * std::sqrt(n1 * n2 * (n1 + n2 + 1) / 12.0));
+  const size_t k = c < 0 ? 0 : std::min(static_cast<size_t>(c), (n - 1) / 2);
+  ShiftEstimate e;
+  e.change = std::expm1(median_d);
+  e.lower = std::expm1(d[k]);
+  e.upper = std::expm1(d[n - 1 - k]);
+  return e;
+}
+
 double geometric_mean(const std::vector<double>& v) {
   if (v.empty()) return std::nan("");
   double s = 0;

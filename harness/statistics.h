@@ -17,4 +17,17 @@ MannWhitney mann_whitney_u(const std::vector<double>& a, const std::vector<doubl
 
 double geometric_mean(const std::vector<double>& v);
 
+// The relative change of `b` against `a` as the Hodges-Lehmann estimator gives it on the log scale: the
+// median over all pairs of log(b_j / a_i), with the distribution-free confidence interval that inverts
+// the Mann-Whitney test (Moses: order statistics of the pairwise values, the rank taken from the normal
+// approximation of U's distribution). Reported as ratios - 1 (0.10 = 10% slower). With too few values
+// for the confidence asked, the interval is the range of the pairwise values.
+struct ShiftEstimate {
+  double change = 0, lower = 0, upper = 0;
+};
+ShiftEstimate hodges_lehmann_change(const std::vector<double>& a, const std::vector<double>& b, double confidence);
+
+// Quantile of the standard normal distribution (p in (0, 1)).
+double normal_quantile(double p);
+
 }  // namespace varbench

@@ -1,9 +1,14 @@
-// The regression gate: Mann-Whitney U against scipy, and `varbench compare` on synthetic repetitions.
+// The regression gate: Mann-Whitney U against scipy, the Hodges-Lehmann change and its interval, `varbench
+// compare` on synthetic repetitions, and the A/B mode on two real executables, one slowed on purpose.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "formats/hdf5.h"
+#include "harness/compare.h"
 #include "harness/result_file.h"
 #include "harness/statistics.h"
 #include "tests/test_support.h"
@@ -23,6 +28,42 @@ TEST(MannWhitney, MatchesScipy) {
   EXPECT_NEAR(tied.p_value, 0.1014154472690683, 1e-12);
   EXPECT_NEAR(mann_whitney_u({1, 2, 3, 4, 5, 6, 7, 8, 9}, {1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5, 8.5, 9.5}).p_value,
               0.7239320396139757, 1e-12);
+}
+
+TEST(HodgesLehmann, IsTheMedianPairwiseRatioWithAMosesInterval) {
+  // Pairwise ratios of {2,4,6} over {1,2,3}: 2/3, 1, 4/3, 2, 2, 2, 3, 4, 6; median 2 (+100%). With 3 and 3
+  // values no rank excludes anything at 95%: the interval is the range [2/3, 6].
+  const auto e = hodges_lehmann_change({1, 2, 3}, {2, 4, 6}, 0.95);
+  EXPECT_DOUBLE_EQ(e.change, 1.0);
+  EXPECT_NEAR(e.lower, 2.0 / 3 - 1, 1e-12);
+  EXPECT_NEAR(e.upper, 5.0, 1e-12);
+  // Every value 10% larger: the estimate is exactly +10% (the log ratios of a sample with itself are symmetric).
+  std::vector<double> a, b;
+  for (int i = 10; i < 30; ++i) {
+    a.push_back(i);
+    b.push_back(1.1 * i);
+  }
+  EXPECT_NEAR(hodges_lehmann_change(a, b, 0.95).change, 0.1, 1e-12);
+  EXPECT_NEAR(normal_quantile(0.975), 1.959963984540054, 1e-9);
+}
+
+TEST(HodgesLehmann, TheIntervalCoversTheTrueChangeAtItsConfidence) {
+  // 2000 pairs of 12-value samples with 8% noise and a true +5% shift: a 90% interval should cover +5% in
+  // about 90% of them (binomial sd 0.7%: 87%..93% is a 4-sd band).
+  std::mt19937 gen(7);
+  std::normal_distribution<double> noise(0, 0.08);
+  int covered = 0;
+  const int trials = 2000;
+  for (int t = 0; t < trials; ++t) {
+    std::vector<double> a, b;
+    for (int i = 0; i < 12; ++i) {
+      a.push_back(100 * std::exp(noise(gen)));
+      b.push_back(105 * std::exp(noise(gen)));
+    }
+    const auto e = hodges_lehmann_change(a, b, 0.90);
+    covered += e.lower <= 0.05 && 0.05 <= e.upper;
+  }
+  EXPECT_NEAR(static_cast<double>(covered) / trials, 0.90, 0.03) << covered << " of " << trials;
 }
 
 // A result file with one completed run per (id, per-repetition latencies).
@@ -82,6 +123,98 @@ TEST(CompareCli, ATenPercentSlowdownFailsAndNoiseAlonePasses) {
   EXPECT_NE(testing::run_varbench("compare " + dir + "/base.h5 " + dir + "/slow.h5 --tolerance five").output.find(
                 "--tolerance 'five'"),
             std::string::npos);
+}
+
+TEST(CompareCli, TheVerdictTellsNoChangeFromNotEnoughEvidence) {
+  const auto dir = testing::temp_dir("compare-verdict");
+  // 30 repetitions of 1% noise: the interval is narrow and within 5% -> "no change". 3 repetitions of 10%
+  // noise: the interval reaches past 5% -> "inconclusive". Neither fails.
+  write_results(dir + "/a.h5", {{"steady", noisy(100, 0.01, 30, 1)}, {"noisy", noisy(100, 0.10, 3, 2)}});
+  write_results(dir + "/b.h5", {{"steady", noisy(100, 0.01, 30, 3)}, {"noisy", noisy(100, 0.10, 3, 4)}});
+  const auto r = testing::run_varbench("compare " + dir + "/a.h5 " + dir + "/b.h5");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("| steady |"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("] | " ), std::string::npos) << r.output;
+  const auto line = [&](const std::string& run) {
+    const auto at = r.output.find("| " + run + " |");
+    return r.output.substr(at, r.output.find('\n', at) - at);
+  };
+  EXPECT_NE(line("steady").find("| no change |"), std::string::npos) << line("steady");
+  EXPECT_NE(line("noisy").find("| inconclusive |"), std::string::npos) << line("noisy");
+}
+
+TEST(CompareRuns, RecordsOfOneRunArePooledAcrossRounds) {
+  auto record = [](const std::string& id, std::vector<double> latencies) {
+    RunRecord r;
+    r.spec.id = id;
+    for (size_t i = 0; i < latencies.size(); ++i) {
+      r.batch_repetition.push_back(static_cast<int64_t>(i));
+      r.batch_images.push_back(1);
+      r.batch_ms.push_back(latencies[i]);
+      r.batch_with_decode_ms.push_back(latencies[i]);
+    }
+    return r;
+  };
+  const std::vector<RunRecord> base{record("x", {10, 11, 12}), record("x", {10, 11, 12})};
+  const std::vector<RunRecord> cur{record("x", {20, 21}), record("x", {22, 23}), record("x", {24})};
+  const auto c = compare_runs(base, cur, 0.05, 0.05, false);
+  ASSERT_EQ(c.runs.size(), 1u);
+  EXPECT_EQ(c.runs[0].baseline_repetitions, 6);
+  EXPECT_EQ(c.runs[0].current_repetitions, 5);
+  EXPECT_DOUBLE_EQ(c.runs[0].current_ms, 22);
+  EXPECT_TRUE(c.runs[0].regression);
+  // A failed round fails the run.
+  auto failed = record("x", {});
+  failed.status = "failed";
+  failed.error = "out of memory";
+  const auto f = compare_runs(base, {record("x", {10, 11}), failed}, 0.05, 0.05, false);
+  EXPECT_TRUE(f.runs[0].regression);
+  EXPECT_NE(f.runs[0].note.find("out of memory"), std::string::npos);
+}
+
+TEST(CompareAb, TwoBuildsRunAlternatelyAndAnInjectedSlowdownFails) {
+  const auto dir = testing::temp_dir("compare-ab");
+  // The candidate: the same executable with VARBENCH_TEST_SLOWDOWN=1 (every timed batch twice as long).
+  const std::string slow = dir + "/slow-varbench";
+  {
+    std::ofstream w(slow);
+    w << "#!/bin/sh\nVARBENCH_TEST_SLOWDOWN=1 exec " << VARBENCH_BINARY << " \"$@\"\n";
+  }
+  std::filesystem::permissions(slow, std::filesystem::perms::owner_all);
+  const std::string exp = dir + "/ab.toml";
+  {
+    std::ofstream w(exp);
+    w << "[experiment]\nname = \"ab\"\ndevice = \"cpu\"\nimages = 1\nbatch_size = 1\nwarmup = 1\nrepetitions = 5\n"
+         "threads = 1\nstore_images = false\n[models.m]\nrandom_init = \"tiny-d2\"\n[vqvae]\nrandom_init = \"vqvae-ch32\"\n"
+         "[[engines]]\nname = \"tiny\"\ntype = \"single\"\nmodel = \"m\"\n";
+  }
+  const auto r = testing::run_varbench("compare --ab " + std::string(VARBENCH_BINARY) + " " + slow + " " + exp +
+                                       " --rounds 2 --out-dir " + dir + "/ab");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("2 rounds alternating"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("SLOWER"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("1 regression "), std::string::npos) << r.output;
+  // Round 1 ran the base first, round 2 the candidate first; all four files are there.
+  const auto progress_at = [&](const std::string& s) { return r.output.find(s); };
+  EXPECT_LT(progress_at("round 1/2: base"), progress_at("round 1/2: candidate")) << r.output;
+  EXPECT_LT(progress_at("round 2/2: candidate"), progress_at("round 2/2: base")) << r.output;
+  for (const char* f : {"base-round-0.h5", "candidate-round-0.h5", "base-round-1.h5", "candidate-round-1.h5"})
+    EXPECT_TRUE(std::filesystem::exists(dir + "/ab/" + f)) << f;
+  // The candidate's files say they were slowed.
+  h5::File f(dir + "/ab/candidate-round-0.h5", h5::File::Mode::kReadOnly);
+  EXPECT_TRUE(f.root().has_attr("test_slowdown"));
+  // An executable that does not exist is named.
+  const auto missing = testing::run_varbench("compare --ab " + dir + "/nothing " + slow + " " + exp + " --out-dir " + dir + "/ab2");
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.output.find("base executable '" + dir + "/nothing': not found or not executable"), std::string::npos)
+      << missing.output;
+}
+
+TEST(CompareAb, AnInvalidTestSlowdownIsRefusedNamingTheVariable) {
+  const auto r = testing::run_command("VARBENCH_TEST_SLOWDOWN=fast " + std::string(VARBENCH_BINARY) + " run " +
+                                      std::string(VARBENCH_SOURCE_DIR) + "/experiments/quickstart.toml --dry-run");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("VARBENCH_TEST_SLOWDOWN='fast': expected a fraction in [0, 10]"), std::string::npos) << r.output;
 }
 
 }  // namespace
