@@ -23,7 +23,7 @@ struct Provenance {
 };
 
 // VARBENCH_TEST_SLOWDOWN=0.1 makes every timed batch of `varbench run` 10% slower (the timing observer
-// spins for that share of the batch's transformer time before taking it): a known slowdown for checking
+// sleeps for that share of the batch's transformer time before taking it): a known slowdown for checking
 // the regression gate (`varbench compare --ab`), never for measurements. 0 when unset; a value that is
 // not a number in [0, 10] is an error naming the variable.
 double test_slowdown_fraction();
