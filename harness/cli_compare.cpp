@@ -18,7 +18,7 @@ struct CompareOptions {
   std::string tolerance = "5%", out_dir;
   double alpha = 0.05;
   bool with_decode = false, ab = false;
-  int rounds = 8;
+  int rounds = 12;
 };
 
 std::vector<RunRecord> records_of(const std::vector<std::string>& files) {
