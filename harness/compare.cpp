@@ -91,9 +91,13 @@ Comparison compare_runs(const std::vector<RunRecord>& baseline, const std::vecto
       rc.change = (rc.current_ms - rc.baseline_ms) / rc.baseline_ms;
       rc.shift = hodges_lehmann_change(a, b.latencies, 1 - alpha);
       ratios.push_back(rc.current_ms / rc.baseline_ms);
+      // The verdict weighs the Hodges-Lehmann change, the estimator that belongs to the U test, not the
+      // ratio of the two medians: on a shared machine bursts of interference skew the samples, and the
+      // median of one side can jump by more than the tolerance while the shift between the sides does not
+      // (measured: an unchanged build at +10.3% by medians, +4.7% by HL, p = 0.01).
       if (a.size() >= 2 && b.latencies.size() >= 2) {
         rc.p_value = mann_whitney_u(a, b.latencies).p_value;
-        rc.regression = rc.change > tolerance && rc.p_value < alpha;
+        rc.regression = rc.shift.change > tolerance && rc.p_value < alpha;
       } else {
         rc.p_value = std::nan("");
         rc.note = "fewer than 2 repetitions: no U test";
@@ -101,7 +105,7 @@ Comparison compare_runs(const std::vector<RunRecord>& baseline, const std::vecto
       }
       if (rc.regression)
         rc.verdict = "SLOWER";
-      else if (rc.change < -tolerance && rc.p_value < alpha)
+      else if (rc.shift.change < -tolerance && rc.p_value < alpha)
         rc.verdict = "faster";
       else if (rc.shift.lower >= -tolerance && rc.shift.upper <= tolerance)
         rc.verdict = "no change";
@@ -140,11 +144,12 @@ std::string format_comparison(const Comparison& c, double tolerance, double alph
   out << fmt::format("| geometric mean | | | {:+.1f}% | | | {} regression{} |\n", 100 * (c.geomean_ratio - 1), c.regressions,
                      c.regressions == 1 ? "" : "s");
   out << fmt::format(
-      "Latency: median over repetitions of the mean batch time. A run regresses (SLOWER) when it is more than {:.1f}% "
-      "slower and the two-sided Mann-Whitney U test over repetitions gives p < {}. HL change: the Hodges-Lehmann "
-      "estimate of the change with its {}% confidence interval; 'no change' when the interval lies within +-{:.1f}%, "
-      "'inconclusive' when it reaches past it (more repetitions would tell).\n",
-      100 * tolerance, alpha, confidence, 100 * tolerance);
+      "Latency: median over repetitions of the mean batch time; change: the ratio of the medians. HL change: the "
+      "Hodges-Lehmann estimate of the change (the median of all current/baseline ratios) with its {}% confidence "
+      "interval. A run regresses (SLOWER) when its HL change is more than {:.1f}% and the two-sided Mann-Whitney U "
+      "test over repetitions gives p < {}; 'no change' when the interval lies within +-{:.1f}%, 'inconclusive' when "
+      "it reaches past it (more repetitions would tell).\n",
+      confidence, 100 * tolerance, alpha, 100 * tolerance);
   return out.str();
 }
 

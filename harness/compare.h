@@ -1,8 +1,8 @@
 #pragma once
-// The speed-regression gate: two result files (or two sides of interleaved A/B rounds), run by run, with
-// Google Benchmark compare.py's semantics: the relative change of the median latency, a two-sided
-// Mann-Whitney U test over the repetitions, and a geometric-mean row; plus the Hodges-Lehmann change with
-// its confidence interval, which tells "no change" from "not enough evidence".
+// The speed-regression gate: two result files (or two sides of interleaved A/B rounds), run by run, in the
+// spirit of Google Benchmark's compare.py: a two-sided Mann-Whitney U test over the repetitions and a
+// geometric-mean row, with the change measured by the Hodges-Lehmann estimate (the median of all pairwise
+// ratios) and its confidence interval, which also tells "no change" from "not enough evidence".
 #include <string>
 #include <vector>
 
@@ -18,7 +18,7 @@ struct RunComparison {
   double change = 0;                       // (current - baseline) / baseline
   ShiftEstimate shift;                     // Hodges-Lehmann change with its confidence interval
   double p_value = 1;                      // NaN when either side has fewer than 2 repetitions
-  bool regression = false;                 // slower beyond the tolerance and significant
+  bool regression = false;                 // HL change beyond the tolerance and the U test significant
   std::string note;                        // e.g. "only in baseline"
   // "SLOWER" (the regression), "faster", "no change" (the interval lies within the tolerance), or
   // "inconclusive" (neither: the interval reaches past the tolerance; more repetitions would tell).
