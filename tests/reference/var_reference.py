@@ -302,11 +302,11 @@ class Quantizer(nn.Module):
 
 
 class VQVAE(nn.Module):
-    def __init__(self, ch=160, ch_mult=(1, 1, 2, 2, 4), vocab=4096, code_dim=32):
+    def __init__(self, ch=160, ch_mult=(1, 1, 2, 2, 4), vocab=4096, code_dim=32, blocks=2):
         super().__init__()
         self.code_dim = code_dim
-        self.encoder = Encoder(ch, ch_mult, code_dim)
-        self.decoder = Decoder(ch, ch_mult, code_dim)
+        self.encoder = Encoder(ch, ch_mult, code_dim, blocks)
+        self.decoder = Decoder(ch, ch_mult, code_dim, blocks)
         self.quantize = Quantizer(vocab, code_dim)
         self.quant_conv = nn.Conv2d(code_dim, code_dim, 3, 1, 1)
         self.post_quant_conv = nn.Conv2d(code_dim, code_dim, 3, 1, 1)
