@@ -143,18 +143,20 @@ TEST(CompareCli, TheVerdictTellsNoChangeFromNotEnoughEvidence) {
   EXPECT_NE(line("noisy").find("| inconclusive |"), std::string::npos) << line("noisy");
 }
 
+// A completed run record with one batch per repetition, of the given latencies.
+RunRecord record(const std::string& id, const std::vector<double>& latencies) {
+  RunRecord r;
+  r.spec.id = id;
+  for (size_t i = 0; i < latencies.size(); ++i) {
+    r.batch_repetition.push_back(static_cast<int64_t>(i));
+    r.batch_images.push_back(1);
+    r.batch_ms.push_back(latencies[i]);
+    r.batch_with_decode_ms.push_back(latencies[i]);
+  }
+  return r;
+}
+
 TEST(CompareRuns, TheVerdictWeighsTheHodgesLehmannShiftNotTheRatioOfMedians) {
-  auto record = [](std::vector<double> latencies) {
-    RunRecord r;
-    r.spec.id = "small";
-    for (size_t i = 0; i < latencies.size(); ++i) {
-      r.batch_repetition.push_back(static_cast<int64_t>(i));
-      r.batch_images.push_back(4);
-      r.batch_ms.push_back(latencies[i]);
-      r.batch_with_decode_ms.push_back(latencies[i]);
-    }
-    return r;
-  };
   // Measured on the 2-core VM: an A/B comparison of one build with itself (12 rounds x 3 repetitions, the
   // `small` run), where bursts of interference hit the candidate more often. The medians differ by +10.3%,
   // the U test says p = 0.0106, but the shift between the samples (HL) is +4.7%: not a regression at 5%.
@@ -164,7 +166,7 @@ TEST(CompareRuns, TheVerdictWeighsTheHodgesLehmannShiftNotTheRatioOfMedians) {
   const std::vector<double> same{229.6, 218.1, 215.3, 184.5, 183.9, 193.5, 223.0, 235.0, 215.8, 198.7, 191.8, 198.1,
                                  211.5, 218.6, 217.8, 193.5, 184.1, 185.5, 221.0, 220.6, 290.6, 184.8, 185.5, 186.0,
                                  190.8, 232.2, 212.6, 191.5, 243.5, 186.4, 237.2, 191.1, 209.5, 230.6, 263.6, 294.5};
-  const auto c = compare_runs({record(base)}, {record(same)}, 0.05, 0.05, false);
+  const auto c = compare_runs({record("small", base)}, {record("small", same)}, 0.05, 0.05, false);
   ASSERT_EQ(c.runs.size(), 1u);
   EXPECT_NEAR(c.runs[0].change, 0.1033, 1e-4);
   EXPECT_NEAR(c.runs[0].shift.change, 0.0467, 1e-4);
@@ -174,23 +176,12 @@ TEST(CompareRuns, TheVerdictWeighsTheHodgesLehmannShiftNotTheRatioOfMedians) {
   // The same samples 10% slower are a regression.
   std::vector<double> slower;
   for (double v : same) slower.push_back(v * 1.10);
-  const auto s = compare_runs({record(base)}, {record(slower)}, 0.05, 0.05, false);
+  const auto s = compare_runs({record("small", base)}, {record("small", slower)}, 0.05, 0.05, false);
   EXPECT_TRUE(s.runs[0].regression);
   EXPECT_EQ(s.runs[0].verdict, "SLOWER");
 }
 
 TEST(CompareRuns, RecordsOfOneRunArePooledAcrossRounds) {
-  auto record = [](const std::string& id, std::vector<double> latencies) {
-    RunRecord r;
-    r.spec.id = id;
-    for (size_t i = 0; i < latencies.size(); ++i) {
-      r.batch_repetition.push_back(static_cast<int64_t>(i));
-      r.batch_images.push_back(1);
-      r.batch_ms.push_back(latencies[i]);
-      r.batch_with_decode_ms.push_back(latencies[i]);
-    }
-    return r;
-  };
   const std::vector<RunRecord> base{record("x", {10, 11, 12}), record("x", {10, 11, 12})};
   const std::vector<RunRecord> cur{record("x", {20, 21}), record("x", {22, 23}), record("x", {24})};
   const auto c = compare_runs(base, cur, 0.05, 0.05, false);
