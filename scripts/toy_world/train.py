@@ -120,7 +120,7 @@ def quantize_for_training(vae, f, beta):
     return (f_hat.detach() - f_const) + f, vq_loss / len(SIDES), tokens
 
 
-def train_vqvae(cfg, data, out, log_every):
+def train_vqvae(cfg, data, log_every):
     torch.manual_seed(1)
     vae = ref.VQVAE(ch=cfg["ch"], ch_mult=cfg["ch_mult"], vocab=cfg["vocab"], code_dim=cfg["code_dim"], blocks=cfg["blocks"])
     with torch.no_grad():  # a small codebook init; dead codes are re-seeded from encoder outputs below
@@ -132,7 +132,7 @@ def train_vqvae(cfg, data, out, log_every):
     for step in range(cfg["steps"]):
         cosine_lr(opt, cfg["lr"], step, cfg["steps"], warmup=100)
         pick = gen.integers(0, data["train_images"], cfg["batch"])
-        x = to_model_range(world.images_at(data["seed"], pick))
+        x = to_model_range(world.images_at(data["seed"], pick)[0])
         f = vae.quant_conv(vae.encoder(x))
         f_hat, vq_loss, tokens = quantize_for_training(vae, f, cfg["beta"])
         recon = vae.decoder(vae.post_quant_conv(f_hat))
@@ -201,8 +201,9 @@ def train_var(name, cfg, vae, tokens, labels, num_classes, log_every, seed):
     var = ref.VAR(depth=cfg["depth"], width=cfg["width"], heads=cfg["heads"], num_classes=num_classes,
                   vocab=vae.quantize.embedding.num_embeddings, code_dim=vae.code_dim)
     init_var_(var, seed)
-    decay = [p for n, p in var.named_parameters() if p.dim() >= 2 and "pos_" not in n and "emb" not in n]
-    no_decay = [p for n, p in var.named_parameters() if not (p.dim() >= 2 and "pos_" not in n and "emb" not in n)]
+    decays = lambda n, p: p.dim() >= 2 and "pos_" not in n and "emb" not in n  # noqa: E731 (matrices only)
+    decay = [p for n, p in var.named_parameters() if decays(n, p)]
+    no_decay = [p for n, p in var.named_parameters() if not decays(n, p)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=cfg["lr"], betas=(0.9, 0.95))
     gen = np.random.Generator(np.random.PCG64(seed))
@@ -313,7 +314,7 @@ def main():
 
     vae = None
     if "vqvae" in args.stages:
-        vae, curves["vqvae"] = train_vqvae(cfg["vqvae"], cfg["data"], args.out, log_every)
+        vae, curves["vqvae"] = train_vqvae(cfg["vqvae"], cfg["data"], log_every)
         safetensors_io.save(path("vqvae.safetensors"), state_of(vae), metadata={"toy_world": "vqvae"})
     if vae is None:
         v = cfg["vqvae"]

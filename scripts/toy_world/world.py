@@ -144,23 +144,21 @@ def label_of(index):
     return int(index) % NUM_CLASSES
 
 
-def images(seed, start, count, labels=None):
-    """uint8 [count, IMAGE_PX, IMAGE_PX, 3] and int64 labels [count] for images start .. start + count - 1
-    (labels: class-balanced by index unless given)."""
+def images_at(seed, indices, labels=None):
+    """uint8 [len(indices), IMAGE_PX, IMAGE_PX, 3] and int64 labels [len(indices)] for the images at the given
+    indices (labels: class-balanced by index unless given)."""
+    indices = [int(i) for i in indices]
     if labels is None:
-        labels = [label_of(i) for i in range(start, start + count)]
-    out = np.empty((count, IMAGE_PX, IMAGE_PX, 3), dtype=np.uint8)
-    for k in range(count):
-        out[k] = render(seed, start + k, labels[k])
+        labels = [label_of(i) for i in indices]
+    out = np.empty((len(indices), IMAGE_PX, IMAGE_PX, 3), dtype=np.uint8)
+    for k, i in enumerate(indices):
+        out[k] = render(seed, i, labels[k])
     return out, np.asarray(labels, dtype=np.int64)
 
 
-def images_at(seed, indices):
-    """uint8 [len(indices), IMAGE_PX, IMAGE_PX, 3]: the class-balanced set's images at the given indices."""
-    out = np.empty((len(indices), IMAGE_PX, IMAGE_PX, 3), dtype=np.uint8)
-    for k, i in enumerate(indices):
-        out[k] = render(seed, int(i), label_of(i))
-    return out
+def images(seed, start, count, labels=None):
+    """images_at for images start .. start + count - 1."""
+    return images_at(seed, range(start, start + count), labels)
 
 
 def write_png(path, rgb):
