@@ -19,6 +19,8 @@
 #include "harness/progress.h"
 #include "harness/provenance.h"
 #include "harness/sample_writer.h"
+#include "harness/world_scoring.h"
+#include "harness/driver.h"
 #include "metrics/evaluation_set.h"
 #include "metrics/frechet.h"
 #include "metrics/inception_score.h"
@@ -203,8 +205,39 @@ int run_features(const FeaturesOptions& o) {
 // ------------------------------------------------------------------------------------------------
 struct ScoreOptions : MetricsOptions {
   std::string results, reference;
+  std::string features = "inception", world_network;
   bool recompute = false;
 };
+
+// --features world: the toy world's feature network instead of the FID Inception (harness/world_scoring.h).
+int run_score_world(const ScoreOptions& o) {
+  if (o.world_network.empty())
+    throw std::runtime_error("--features world needs --world-network <world-features.safetensors>");
+  configure_threads(o.threads);
+  QualitySpec q;
+  q.features = "world";
+  q.network = o.world_network;
+  q.reference = o.reference;
+  WorldScoringOptions so;
+  so.recompute = o.recompute;
+  so.batch_size = o.batch_size;
+  std::cerr << fmt::format("varbench score: {} in the world feature space of {} against {}\n", o.results, q.network, q.reference);
+  const auto outcome = score_runs_world(o.results, q, so);
+  std::cout << "| run | images | FD (world) | class accuracy | precision | recall | KID |\n|---|---|---|---|---|---|---|\n";
+  for (const auto& r : read_run_records(o.results)) {
+    if (r.world_quality.empty()) continue;
+    auto v = [&](const char* key, const char* format) {
+      const auto it = r.world_quality.find(key);
+      return it == r.world_quality.end() ? std::string("-") : fmt::format(fmt::runtime(format), it->second);
+    };
+    std::cout << fmt::format("| {} | {} | {} | {} | {} | {} | {} +- {} |\n", r.spec.id, r.num_images, v("fd", "{:.4f}"),
+                             v("class_accuracy", "{:.4f}"), v("precision", "{:.4f}"), v("recall", "{:.4f}"), v("kid", "{:.5f}"),
+                             v("kid_std", "{:.5f}"));
+  }
+  std::cerr << fmt::format("varbench score: {} runs scored, {} up to date, {} failed\n", outcome.scored, outcome.up_to_date,
+                           outcome.failed);
+  return outcome.failed == 0 ? 0 : 1;
+}
 
 struct RunScores {
   std::string run;
@@ -232,6 +265,7 @@ metrics::ExtractedFeatures run_features(const h5::Group& run, const std::string&
 }
 
 int run_score(const ScoreOptions& o) {
+  if (o.features == "world") return run_score_world(o);
   const auto s = setup(o);
   LazyInception net(o.inception, s.device);
   std::cerr << fmt::format("varbench score: {} against {} (profile {}, {} threads)\n", o.results, o.reference,
@@ -398,6 +432,13 @@ void register_score_command(CLI::App& app, CommandAction& action) {
   add_common_options(cmd, *o);
   cmd->add_flag("--ignore-stored-stats", o->ignore_stored_stats, "Compute the reference statistics from its images even when stored");
   cmd->add_flag("--recompute", o->recompute, "Extract features again even when the run has a feature cache");
+  cmd->add_option("--features", o->features,
+                  "Feature network: inception (FID, sFID, IS, precision/recall, KID into /runs/<run>/metrics) or world "
+                  "(the toy world's network: FD, class accuracy, precision/recall, KID into /runs/<run>/metrics_world; "
+                  "--ref is then a world reference .npz)")
+      ->check(CLI::IsMember({"inception", "world"}))
+      ->capture_default_str();
+  cmd->add_option("--world-network", o->world_network, "The toy world's feature network (models/toy-world/world-features.safetensors)");
   cmd->add_option("--kid-subsets", o->kid_subsets, "KID subsets")->capture_default_str();
   cmd->add_option("--kid-subset-size", o->kid_subset_size, "Images per KID subset (KID is skipped for smaller sets)")
       ->capture_default_str();

@@ -15,6 +15,7 @@
 #include "harness/provenance.h"
 #include "harness/report.h"
 #include "harness/sharding.h"
+#include "harness/world_scoring.h"
 
 namespace varbench {
 
@@ -67,7 +68,6 @@ int run_command(const RunOptions& o) {
     return problems.empty() ? 0 : 1;
   }
   check_experiment(x, CheckOptions{o.random_init, o.device});  // before the result file is touched
-  ResultFile results(out, o.experiment, x.toml_text);
   DriverOptions d;
   d.random_override = o.random_init;
   d.fresh = o.fresh;
@@ -79,7 +79,21 @@ int run_command(const RunOptions& o) {
   if (!o.quiet)
     std::cerr << fmt::format("varbench run: {} ({} runs{}) -> {}\n", o.experiment, x.runs.size(),
                              shard.sharded() ? fmt::format(", shard {}/{} from {}", shard.index, shard.count, shard.source) : "", out);
-  const auto outcome = run_experiment(x, d, results);
+  const auto outcome = [&] {
+    ResultFile results(out, o.experiment, x.toml_text);  // holds the file's lock until the sweep is done
+    return run_experiment(x, d, results);
+  }();
+  int64_t scoring_failures = 0;
+  if (x.quality && shard.sharded()) {
+    std::cerr << fmt::format("varbench run: [quality] is not scored per shard (FD of a part is not the FD of the whole): "
+                             "`varbench merge`, then `varbench score MERGED.h5 --features world`\n");
+  } else if (x.quality && std::filesystem::exists(out)) {
+    if (!o.quiet) std::cerr << fmt::format("varbench run: quality in the toy world's feature space ({})\n", x.quality->network);
+    WorldScoringOptions so;
+    for (const auto& r : x.runs) so.runs.insert(r.id);
+    so.quiet = o.quiet;
+    scoring_failures = score_runs_world(out, *x.quality, so).failed;
+  }
   // The table shows the runs this experiment asks for; others the file holds (of an earlier version of
   // the experiment) are named, never mixed in.
   std::set<std::string> requested;
@@ -96,7 +110,7 @@ int run_command(const RunOptions& o) {
   if (!o.quiet)
     std::cerr << fmt::format("varbench run: {} runs done now, {} already completed, {} failed; results in {}\n",
                              outcome.records.size() - outcome.failed, outcome.skipped, outcome.failed, out);
-  return outcome.failed > 0 ? 1 : 0;
+  return outcome.failed > 0 || scoring_failures > 0 ? 1 : 0;
 }
 
 }  // namespace

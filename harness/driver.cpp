@@ -523,6 +523,11 @@ std::vector<RunRecord> read_run_records(const std::string& path) {
       }
       for (const auto& attr : e.attr_names()) r.counters[attr] = e.attr_double(attr);
     }
+    if (g.has("metrics_world")) {
+      auto m = g.group("metrics_world");
+      for (const char* key : {"fd", "class_accuracy", "precision", "recall", "kid", "kid_std"})
+        if (m.has_attr(key)) r.world_quality[key] = m.attr_double(key);
+    }
     out.push_back(std::move(r));
   }
   std::sort(out.begin(), out.end(), [](const RunRecord& a, const RunRecord& b) { return a.spec.index < b.spec.index; });

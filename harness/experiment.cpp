@@ -207,7 +207,7 @@ Experiment parse_experiment(const std::string& text, const std::string& path) {
   } catch (const toml::parse_error& e) {
     throw std::runtime_error(fmt::format("{}:{}:{}: {}", path, e.source().begin.line, e.source().begin.column, e.description()));
   }
-  p.only_keys(root, "top level", {"experiment", "sampling", "models", "vqvae", "engines"});
+  p.only_keys(root, "top level", {"experiment", "sampling", "models", "vqvae", "engines", "quality"});
   Experiment x;
   x.path = path;
   x.toml_text = text;
@@ -272,6 +272,23 @@ Experiment parse_experiment(const std::string& text, const std::string& path) {
   const auto top_ps = axis(samp, "top_p", 0.96);
   const auto temps = axis(samp, "temperature", 1.0, true);
   const bool more_smooth = p.get<bool>(samp, "more_smooth", false);
+
+  if (const auto* q = root.get("quality")) {
+    if (!q->is_table()) p.fail(q, "[quality] must be a table");
+    const auto& t = *q->as_table();
+    p.only_keys(t, "quality", {"features", "network", "reference"});
+    QualitySpec spec;
+    spec.features = p.get<std::string>(t, "features", "world");
+    if (spec.features != "world")
+      p.fail(t.get("features"), fmt::format("[quality] features = '{}': only \"world\" (the toy world's feature network) is "
+                                            "scored inline; Inception FID is `varbench score`'s", spec.features));
+    spec.network = p.get<std::string>(t, "network", "");
+    spec.reference = p.get<std::string>(t, "reference", "");
+    if (spec.network.empty() || spec.reference.empty())
+      p.fail(q, "[quality] needs network = \"<features>.safetensors\" and reference = \"<reference>.npz\"");
+    spec.line = q->source().begin.line;
+    x.quality = spec;
+  }
 
   // Models.
   const auto* models_node = root.get("models");

@@ -42,6 +42,15 @@ struct RunSpec {
   std::string settings_json() const;          // the requested settings, for the result file
 };
 
+// [quality]: scores every completed run after the sweep (harness/world_scoring.h). Only the toy world's
+// feature network is scored inline; Inception FID over 50,000 images is `varbench score`'s job.
+struct QualitySpec {
+  std::string features;   // "world"
+  std::string network;    // the feature network's safetensors
+  std::string reference;  // reference features (.npz: features, labels)
+  int64_t line = 0;
+};
+
 struct Experiment {
   std::string path, name, toml_text;
   std::string out;  // result file
@@ -57,6 +66,7 @@ struct Experiment {
   std::vector<ModelSpec> models;
   ModelSpec vqvae;
   std::vector<RunSpec> runs;
+  std::optional<QualitySpec> quality;
 };
 
 // Parses and expands; throws one-line errors naming the file, line and key.

@@ -68,6 +68,14 @@ std::vector<std::string> experiment_problems(const Experiment& x, const CheckOpt
   else
     problems.push_back(fmt::format("{}: [vqvae] {}", at_line(x.path, x.vqvae.line), why));
 
+  if (x.quality) {
+    const auto where = at_line(x.path, x.quality->line);
+    if (!x.store_images)
+      problems.push_back(fmt::format("{}: [quality] scores the stored images, and [experiment] store_images = false", where));
+    for (const auto& [key, file] : {std::pair{"network", x.quality->network}, std::pair{"reference", x.quality->reference}})
+      if (!std::filesystem::exists(file)) problems.push_back(fmt::format("{}: [quality] {} = \"{}\": no such file", where, key, file));
+  }
+
   std::set<std::string> said;  // runs of one engine entry share its problems: each is said once
   for (const auto& run : x.runs) {
     const std::string device = o.device_override.empty() ? run.device : o.device_override;

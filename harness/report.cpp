@@ -73,6 +73,21 @@ std::vector<ReportRow> report_rows(const std::vector<RunRecord>& records, const 
       row.kv_cache_mb = mb(r.kv_cache_bytes);
       row.kv_filled_mb = mb(r.kv_filled_bytes);
       row.activations_mb = mb(r.activations_bytes);
+      auto quality = [&](const char* key) {
+        const auto q = r.world_quality.find(key);
+        return q == r.world_quality.end() ? std::nan("") : q->second;
+      };
+      row.world_fd = quality("fd");
+      row.class_accuracy = quality("class_accuracy");
+      row.world_precision = quality("precision");
+      row.world_recall = quality("recall");
+      const auto drafted = r.per_scale.find("drafted_tokens"), accepted = r.per_scale.find("accepted_tokens");
+      if (drafted != r.per_scale.end() && accepted != r.per_scale.end()) {
+        double d = 0, a = 0;
+        for (double v : drafted->second) d += v;
+        for (double v : accepted->second) a += v;
+        if (d > 0) row.acceptance = a / d;
+      }
     }
     rows.push_back(std::move(row));
   }
@@ -84,24 +99,40 @@ std::string num(double v, int digits = 2) { return std::isfinite(v) ? fmt::forma
 std::string ratio(double v) { return v > 0 ? fmt::format("{:.2f}x", v) : "-"; }
 
 std::string table(const std::vector<ReportRow>& rows, bool markdown) {
-  const std::vector<std::string> header{"run", "engine", "params", "batch", "images", "img/s", "img/s+dec", "p50 ms", "p90 ms",
-                                        "p50 ms+dec", "speed-up", "speed-up+dec", "peak MB", "weights MB", "KV MB", "KV filled MB", "act MB", "status"};
+  std::vector<std::string> header{"run", "engine", "params", "batch", "images", "img/s", "img/s+dec", "p50 ms", "p90 ms",
+                                  "p50 ms+dec", "speed-up", "speed-up+dec", "peak MB", "weights MB", "KV MB", "KV filled MB", "act MB"};
+  // Quality and acceptance columns only where some run has them (scored toy-world runs, speculative runs).
+  bool any_quality = false, any_acceptance = false;
+  for (const auto& r : rows) {
+    any_quality |= std::isfinite(r.world_fd);
+    any_acceptance |= std::isfinite(r.acceptance);
+  }
+  if (any_quality) header.insert(header.end(), {"FD (world)", "class acc", "precision", "recall"});
+  if (any_acceptance) header.push_back("accepted");
+  header.push_back("status");
   std::vector<std::vector<std::string>> cells;
   for (const auto& r : rows) {
     const bool ok = r.status == "completed";
+    std::vector<std::string> row;
+    std::string status;
     if (ok && r.driver_overhead) {
-      cells.push_back({r.run_id, r.engine, r.params, std::to_string(r.batch_size), std::to_string(r.num_images), "-", "-",
-                       num(r.latency_p50_ms, 3), num(r.latency_p90_ms, 3), "-", "-", "-", "-", "-", "-", "-", "-",
-                       "ok: the driver's own overhead per batch (no model runs)"});
-      continue;
+      row = {r.run_id, r.engine, r.params, std::to_string(r.batch_size), std::to_string(r.num_images), "-", "-",
+             num(r.latency_p50_ms, 3), num(r.latency_p90_ms, 3), "-", "-", "-", "-", "-", "-", "-", "-"};
+      status = "ok: the driver's own overhead per batch (no model runs)";
+    } else {
+      const bool mem = ok && r.memory_measured;
+      row = {r.run_id, r.engine, r.params, std::to_string(r.batch_size), std::to_string(r.num_images),
+             ok ? num(r.images_per_s) : "-", ok ? num(r.images_per_s_with_decode) : "-", ok ? num(r.latency_p50_ms, 1) : "-",
+             ok ? num(r.latency_p90_ms, 1) : "-", ok ? num(r.latency_with_decode_p50_ms, 1) : "-", ratio(r.speedup),
+             ratio(r.speedup_with_decode), mem ? num(r.peak_mb, 1) : "-", ok ? num(r.weights_mb, 1) : "-",
+             mem ? num(r.kv_cache_mb, 1) : "-", mem ? num(r.kv_filled_mb, 1) : "-", mem ? num(r.activations_mb, 1) : "-"};
+      status = ok ? "ok" : r.status + (r.error.empty() ? "" : ": " + r.error);
     }
-    const bool mem = ok && r.memory_measured;
-    cells.push_back({r.run_id, r.engine, r.params, std::to_string(r.batch_size), std::to_string(r.num_images),
-                     ok ? num(r.images_per_s) : "-", ok ? num(r.images_per_s_with_decode) : "-", ok ? num(r.latency_p50_ms, 1) : "-",
-                     ok ? num(r.latency_p90_ms, 1) : "-", ok ? num(r.latency_with_decode_p50_ms, 1) : "-", ratio(r.speedup),
-                     ratio(r.speedup_with_decode), mem ? num(r.peak_mb, 1) : "-", ok ? num(r.weights_mb, 1) : "-",
-                     mem ? num(r.kv_cache_mb, 1) : "-", mem ? num(r.kv_filled_mb, 1) : "-", mem ? num(r.activations_mb, 1) : "-",
-                     ok ? "ok" : r.status + (r.error.empty() ? "" : ": " + r.error)});
+    if (any_quality)
+      row.insert(row.end(), {num(r.world_fd, 3), num(r.class_accuracy, 3), num(r.world_precision, 3), num(r.world_recall, 3)});
+    if (any_acceptance) row.push_back(num(r.acceptance, 3));
+    row.push_back(status);
+    cells.push_back(std::move(row));
   }
   std::ostringstream out;
   if (!markdown) {
@@ -136,8 +167,14 @@ std::string table(const std::vector<ReportRow>& rows, bool markdown) {
   out << "img/s: transformer and sampling only (decode excluded, as the CoDe paper reports); +dec: VQVAE decode included "
          "(as the released timing scripts). Latency per batch; speed-ups against the baseline run with the same device, "
          "dtype, batch and sampling.\n";
+  if (any_quality)
+    out << "FD (world), class acc, precision, recall: the generated images in the toy world's feature space against its "
+           "reference images (lower FD, higher accuracy are better; `varbench score --features world`).\n";
+  if (any_acceptance) out << "accepted: share of drafted tokens the target model accepted, over all scales.\n";
   return out.str();
 }
+
+nlohmann::json json_number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
 // Google Benchmark's JSON: one iteration entry per repetition (real_time = mean ms per batch of that
 // repetition), plus mean/median/stddev aggregates, so tools/compare.py applies its U test.
@@ -182,6 +219,9 @@ std::string json(const std::vector<ReportRow>& rows, const std::vector<RunRecord
                                   {"latency_p90_ms", r.latency_p90_ms}, {"speedup", r.speedup}, {"peak_mb", r.peak_mb},
                                   {"weights_mb", r.weights_mb}, {"kv_cache_mb", r.kv_cache_mb}, {"kv_filled_mb", r.kv_filled_mb},
                                   {"activations_mb", r.activations_mb},
+                                  {"world_fd", json_number(r.world_fd)}, {"class_accuracy", json_number(r.class_accuracy)},
+                                  {"world_precision", json_number(r.world_precision)}, {"world_recall", json_number(r.world_recall)},
+                                  {"acceptance", json_number(r.acceptance)},
                                   {"driver_overhead", r.driver_overhead}});
   return j.dump(2) + "\n";
 }

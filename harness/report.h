@@ -2,6 +2,7 @@
 // Tables of run results: one row per run with throughput, latency percentiles, speed-up against the
 // experiment's baseline and the memory split. One row schema feeds markdown, CSV and JSON; the JSON
 // follows Google Benchmark's layout, so its tools/compare.py can compare two result files.
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,9 @@ struct ReportRow {
   double speedup = 0, speedup_with_decode = 0;  // 0: no baseline run to compare with
   double peak_mb = 0, weights_mb = 0, kv_cache_mb = 0, kv_filled_mb = 0, activations_mb = 0;
   bool memory_measured = false;
+  // Quality in the toy world's feature space (NaN: not scored) and the speculative engines' acceptance
+  // (accepted / drafted tokens over all scales; NaN for other engines).
+  double world_fd = NAN, class_accuracy = NAN, world_precision = NAN, world_recall = NAN, acceptance = NAN;
   // The `null` engine's row: its latency is the driver's own overhead per batch; throughput and speed-up
   // of a run that generates nothing are not numbers to print.
   bool driver_overhead = false;

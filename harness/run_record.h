@@ -46,6 +46,9 @@ struct RunRecord {
   std::string identity_json;  // harness/run_identity.h: what resume and merge compare
   std::map<std::string, std::vector<double>> per_scale;  // engine series summed over the timed batches of rep 0
   std::map<std::string, double> counters;
+  // Quality in the toy world's feature space (/runs/<run>/metrics_world: fd, class_accuracy, precision,
+  // recall, kid, kid_std), when scored.
+  std::map<std::string, double> world_quality;
 
   // Derived statistics.
   std::vector<double> repetition_images_per_s(bool with_decode) const;

@@ -4,7 +4,8 @@
     /usr/bin/python3 scripts/figures.py RESULTS.h5 [MORE.h5 ...] [--out DIR]
 
 Draws (PNG and PDF), from whatever the files hold:
-  fig1_speedup_vs_fid   speed-up against FID per configuration (Fig. 1)
+  fig1_speedup_vs_fid   speed-up against FID per configuration (Fig. 1); for runs of the trained toy world
+                        scored in its feature space (and none with an FID): fig1_speedup_vs_fd_world
   fig5b_batch_scaling   images/s and speed-up against batch size (Fig. 5b)
   fig5c_scale_latency   per-scale latency as stacked bars (Fig. 5c); phases that are not one scale (set-up,
                         CoDe's prefix pass, speculative draft/verify rounds, decode excluded) stacked
@@ -98,6 +99,8 @@ def load_runs(paths):
                                                                             m["phase_kv_allocated_bytes"][:], m["phase_kv_filled_bytes"][:])]
                 if "metrics" in g:
                     r["metrics"] = {k: attr(g["metrics"], k) for k in g["metrics"].attrs}
+                if "metrics_world" in g:
+                    r["world"] = {k: attr(g["metrics_world"], k) for k in g["metrics_world"].attrs}
                 if "engine_stats" in g:
                     r["engine_stats"] = {k: g["engine_stats"][k][:] for k in g["engine_stats"]}
                 runs.append(r)
@@ -192,29 +195,43 @@ def save(fig, out, name, formats, manifest, panels):
 
 
 def fig1(runs, out, formats, manifest, notes):
-    scored = [r for r in runs if r.get("metrics", {}).get("fid") is not None and "batch_ms" in r]
-    if not scored:
-        notes.append("fig1_speedup_vs_fid: no run has an FID (run varbench score first)")
+    """Speed-up against FID (Inception) where runs were scored with it; otherwise against FD in the toy
+    world's feature space (runs of the trained toy world, scored by `varbench run` or `score --features world`)."""
+    inception = [r for r in runs if r.get("metrics", {}).get("fid") is not None and "batch_ms" in r]
+    world = [r for r in runs if r.get("world", {}).get("fd") is not None and "batch_ms" in r]
+    if not inception and not world:
+        notes.append("fig1_speedup_vs_fid: no run has an FID or a world FD (run varbench score first)")
         return
+    scored, key, name, label = ((inception, "metrics", "fid", "FID (lower is better)") if inception else
+                                (world, "world", "fd", "FD in the toy world's feature space (lower is better)"))
     sp = speedups(runs)
     fig, ax = plt.subplots(figsize=(6, 4.5))
+    code = []
     for r in scored:
         s = sp.get((r["id"], r["file"]))
         if s is None:
             continue
-        ax.scatter(float(r["metrics"]["fid"]), s, color="C0")
-        ax.annotate(r["id"], (float(r["metrics"]["fid"]), s), fontsize=7)
-    matched = {table1_row(r) for r in scored} & set(PAPER_TABLE1)
+        x = float(r[key][name])
+        colour = "C1" if r["type"] == "collaborative" else "C0"
+        ax.scatter(x, s, color=colour)
+        ax.annotate(r["id"], (x, s), fontsize=7)
+        if r["type"] == "collaborative":
+            code.append((int(r["params"].get("draft_steps", 0)), x, s))
+    if len(code) > 1:  # CoDe's trade-off curve over the draft steps N
+        code.sort()
+        ax.plot([c[1] for c in code], [c[2] for c in code], color="C1", alpha=0.5, label="CoDe, N = " + ", ".join(str(c[0]) for c in code))
+    matched = {table1_row(r) for r in scored} & set(PAPER_TABLE1) if inception else set()
     paper = [(v["fid"], v["images_per_s"] / PAPER_TABLE1["VAR-d30"]["images_per_s"], k) for k, v in PAPER_TABLE1.items() if k in matched]
     if paper:
         ax.scatter([p[0] for p in paper], [p[1] for p in paper], marker="x", color="C3", label="paper (Table 1)")
         for x, y, k in paper:
             ax.annotate(k, (x, y), fontsize=7, color="C3")
-        ax.legend()
-    ax.set_xlabel("FID (lower is better)")
+    if paper or len(code) > 1:
+        ax.legend(fontsize=7)
+    ax.set_xlabel(label)
     ax.set_ylabel("speed-up over the baseline")
-    ax.set_title("Speed-up against FID")
-    save(fig, out, "fig1_speedup_vs_fid", formats, manifest, [ax.get_title()])
+    ax.set_title("Speed-up against FID" if inception else "Speed-up against FD (toy world)")
+    save(fig, out, "fig1_speedup_vs_fid" if inception else "fig1_speedup_vs_fd_world", formats, manifest, [ax.get_title()])
 
 
 def fig5b(runs, out, formats, manifest, notes):
@@ -392,13 +409,16 @@ def tables(runs):
             lines.append(f"| {row} | paper (batch 64, L20) | {p['latency_s']:.2f} | {p['images_per_s']:.2f} | {p['peak_mb']} | "
                          f"{p['fid']:.2f} | {p['inception_score']} | {p['precision']:.2f} | {p['recall']:.2f} |")
     table1 = "\n".join(lines) + "\n"
-    lines = ["| N | run | FID (measured) | FID (paper, training-free) |", "|---|---|---|---|"]
+    lines = ["| N | run | FID (measured) | FID (paper, training-free) | FD (toy world) | class accuracy (toy world) |",
+             "|---|---|---|---|---|---|"]
     for r in runs:
         if r["type"] != "collaborative" or r["status"] != "completed":
             continue
         n = int(r["params"].get("draft_steps", 0))
         paper = PAPER_TABLE6_FID.get(n) if table6_n(r) else None
-        lines.append(f"| {n} | {r['id']} | {fmt(r.get('metrics', {}).get('fid'), '.2f')} | {fmt(paper, '.2f')} |")
+        world = r.get("world", {})
+        lines.append(f"| {n} | {r['id']} | {fmt(r.get('metrics', {}).get('fid'), '.2f')} | {fmt(paper, '.2f')} | "
+                     f"{fmt(world.get('fd'), '.3f')} | {fmt(world.get('class_accuracy'), '.3f')} |")
     table6 = "\n".join(lines) + "\n"
     return table1, table6
 

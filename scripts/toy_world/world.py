@@ -127,13 +127,13 @@ def render(seed, index, label):
         fill = np.broadcast_to(colour, canvas.shape).copy()
         if PATTERNS[pattern_i] == "striped":
             stripe_dir = draw(0.0, np.pi)
-            period = draw(3.0, 5.0)
+            period = draw(7.0, 10.0)  # bands of 3.5-5 px: wider than the VQVAE's 4 px token footprint
             phase = ((_X * np.cos(stripe_dir) + _Y * np.sin(stripe_dir)) / period) % 1.0
             dark = phase < 0.5
             fill[dark] = colour * 0.35
         canvas[mask] = fill[mask]
 
-    grain = (draw.field((IMAGE_PX, IMAGE_PX, 1)) - 0.5) * 0.06
+    grain = (draw.field((IMAGE_PX, IMAGE_PX, 1)) - 0.5) * 0.03
     n = SUPERSAMPLE
     image = canvas.reshape(IMAGE_PX, n, IMAGE_PX, n, 3).mean(axis=(1, 3)) + grain
     return np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)
