@@ -54,18 +54,19 @@ SIDES = ref.PATCH_SIDES[256]  # the official 10-scale schedule 1..16 (680 tokens
 # Configuration
 CONFIGS = {
     # name: settings (the full run, then the --smoke overrides). Sized for ~50 minutes on 2 cores with the
-    # torch-2.x lane (seconds per step measured there: vqvae ~0.8, large ~1.5, small ~0.55, features ~0.5).
+    # torch-2.x lane (seconds per step measured there: vqvae ~0.9, large ~1.8, small ~0.6, features ~0.2 after
+    # making its image pool).
     "vqvae": dict(ch=32, ch_mult=(1, 2, 2), blocks=1, vocab=256, code_dim=16, steps=800, batch=16, lr=1e-3, beta=0.25),
     "large": dict(depth=6, width=128, heads=4, steps=1000, batch=16, lr=1.5e-3, class_dropout=0.1),
     "small": dict(depth=2, width=128, heads=4, steps=1000, batch=16, lr=1.5e-3, class_dropout=0.1),
-    "features": dict(channels=(16, 32, 64, 128), steps=400, batch=64, lr=2e-3),
+    "features": dict(channels=(16, 32, 64, 128), steps=3500, batch=64, lr=2e-3, pool=12288),
     "data": dict(train_images=8192, seed=0, eval_seed=1, reference_images=2048),
 }
 SMOKE = {
     "vqvae": dict(steps=3, batch=4),
     "large": dict(steps=2, batch=2),
     "small": dict(steps=2, batch=2),
-    "features": dict(steps=3, batch=8),
+    "features": dict(steps=3, batch=8, pool=16),
     "data": dict(train_images=8),
 }
 
@@ -272,19 +273,24 @@ def train_features(cfg, data, log_every):
     net = WorldFeatures(cfg["channels"], world.NUM_CLASSES)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg["lr"], weight_decay=1e-4)
     log = Log("features", log_every)
-    # Fresh images every step (the world is unlimited): indices past the VAR training set.
-    start = 10_000_000
+    # A pool of images past the VAR training set's indices, with uniform random labels, made once: making
+    # images (~6 ms each) would otherwise cost more than the network's steps.
+    gen = np.random.Generator(np.random.PCG64(3))
+    pool_labels = gen.integers(0, world.NUM_CLASSES, cfg["pool"])
+    pool_x, pool_y = world.images_at(data["seed"], range(10_000_000, 10_000_000 + cfg["pool"]), labels=list(pool_labels))
+    pool_x, pool_y = to_model_range(pool_x), torch.from_numpy(pool_y)
     for step in range(cfg["steps"]):
         cosine_lr(opt, cfg["lr"], step, cfg["steps"], warmup=50)
-        x_u8, y = world.images(data["seed"], start + step * cfg["batch"], cfg["batch"],
-                               labels=list(np.random.Generator(np.random.PCG64(step)).integers(0, world.NUM_CLASSES, cfg["batch"])))
-        logits = net(to_model_range(x_u8))
-        loss = F.cross_entropy(logits, torch.from_numpy(y))
+        pick = torch.from_numpy(gen.integers(0, cfg["pool"], cfg["batch"]))
+        x, y = pool_x[pick], pool_y[pick]
+        if gen.random() < 0.5:  # the world is symmetric under mirroring: free variety for the classifier
+            x = x.flip(3)
+        logits = net(x)
+        loss = F.cross_entropy(logits, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        log(step, step == cfg["steps"] - 1, loss=loss.item(),
-            accuracy=(logits.argmax(1) == torch.from_numpy(y)).float().mean().item())
+        log(step, step == cfg["steps"] - 1, loss=loss.item(), accuracy=(logits.argmax(1) == y).float().mean().item())
     net.eval()
     return net, log.rows
 

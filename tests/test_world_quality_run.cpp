@@ -1,0 +1,152 @@
+// [quality] in experiment files (harness/world_scoring.h): every completed run of the sweep is scored in
+// the toy world's feature space into /runs/<run>/metrics_world, the table shows the scores, scores that are
+// up to date are kept, a run that cannot be scored is reported (and the exit code says so) without losing
+// the runs, and a [quality] table that cannot work stops the experiment before any work.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+
+#include "formats/hdf5.h"
+#include "test_support.h"
+
+namespace varbench::testing {
+namespace {
+
+std::string write(const std::string& dir, const std::string& text) {
+  const auto path = dir + "/exp.toml";
+  std::ofstream(path) << text;
+  return path;
+}
+
+std::string quality(const std::string& network, const std::string& reference) {
+  return "[quality]\nfeatures = \"world\"\nnetwork = \"" + network + "\"\nreference = \"" + reference + "\"\n";
+}
+
+const char* kEngines = R"(
+[[engines]]
+name = "large"
+type = "single"
+model = "large"
+[[engines]]
+name = "small"
+type = "single"
+model = "small"
+[[engines]]
+name = "null"
+type = "null"
+model = "large"
+)";
+
+// The trained toy world, one image per class.
+std::string toy_world_experiment() {
+  const auto m = source_path("models/toy-world/");
+  return R"(
+[experiment]
+name = "t"
+classes = "0-31"
+images_per_class = 1
+batch_size = 32
+warmup = 0
+repetitions = 1
+seed = 5
+baseline = "large"
+[sampling]
+cfg = 2.0
+top_k = 0
+[models.large]
+checkpoint = ")" + m + R"(var-large.safetensors"
+[models.small]
+checkpoint = ")" + m + R"(var-small.safetensors"
+[vqvae]
+checkpoint = ")" + m + R"(vqvae.safetensors"
+)" + quality(m + "world-features.safetensors", m + "world-reference.npz") + kEngines;
+}
+
+TEST(QualityInRun, ScoresEveryRunAfterTheSweepAndKeepsScoresThatAreUpToDate) {
+  const auto dir = temp_dir("quality_run");
+  const auto path = write(dir, toy_world_experiment());
+  const auto r = run_varbench("run " + path + " --out " + dir + "/r.h5 --threads 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("| FD (world) | class acc | precision | recall |"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("  large: FD "), std::string::npos) << r.output;
+  double fd = 0;
+  {  // closed before the next run opens the file for writing
+    h5::File f(dir + "/r.h5", h5::File::Mode::kReadOnly);
+    const auto runs = f.root().group("runs");
+    for (const char* run : {"large", "small"}) {
+      const auto m = runs.group(std::string(run) + "/metrics_world");
+      EXPECT_EQ(m.attr_int("num_images"), 32);
+      EXPECT_GT(m.attr_double("fd"), 0.0);
+      const double accuracy = m.attr_double("class_accuracy");
+      EXPECT_TRUE(accuracy >= 0.0 && accuracy <= 1.0) << accuracy;
+      EXPECT_EQ(m.dataset("features").dims(), (std::vector<uint64_t>{32, 128}));
+      EXPECT_EQ(m.dataset("logits").dims(), (std::vector<uint64_t>{32, 32}));
+      EXPECT_EQ(m.attr_string("reference"), source_path("models/toy-world/world-reference.npz"));
+    }
+    EXPECT_FALSE(runs.has("null/metrics_world"));  // the null engine generates nothing to score
+    fd = runs.group("large/metrics_world").attr_double("fd");
+  }
+  // Again: nothing is generated or scored anew, and the table still shows the stored scores.
+  const auto again = run_varbench("run " + path + " --out " + dir + "/r.h5 --threads 2");
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_EQ(again.output.find("  large: FD "), std::string::npos) << again.output;
+  EXPECT_NE(again.output.find(fmt::format("{:.3f}", fd)), std::string::npos) << again.output;
+  // Fig. 1 with real points: speed-up against the world FD.
+  const auto report = run_varbench("report " + dir + "/r.h5 --out " + dir + "/figures");
+  ASSERT_EQ(report.exit_code, 0) << report.output;
+  EXPECT_TRUE(std::filesystem::exists(dir + "/figures/fig1_speedup_vs_fd_world.png")) << report.output;
+  EXPECT_EQ(report.output.find("skipped fig1"), std::string::npos) << report.output;
+}
+
+TEST(QualityInRun, ARunThatCannotBeScoredIsReportedAndTheRunsStay) {
+  // Random tiny models decode 256 px images; the world network was trained on 64 px ones.
+  const auto dir = temp_dir("quality_fail");
+  const auto toml = R"(
+[experiment]
+name = "t"
+images = 2
+batch_size = 2
+warmup = 0
+repetitions = 1
+[models.large]
+random_init = "tiny-d2"
+[models.small]
+random_init = "tiny-d2"
+[vqvae]
+random_init = "vqvae-ch32"
+)" + quality(fixture("world/world-features.safetensors"), fixture("world/reference.npz")) + kEngines;
+  const auto r = run_varbench("run " + write(dir, toml) + " --out " + dir + "/r.h5 --threads 2");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("large: world quality failed: world features: images are 256x256, the network was trained on 64x64"),
+            std::string::npos)
+      << r.output;
+  h5::File f(dir + "/r.h5", h5::File::Mode::kReadOnly);
+  EXPECT_EQ(f.root().group("runs/large").attr_string("status"), "completed");
+  EXPECT_EQ(f.root().group("runs/small").attr_string("status"), "completed");
+}
+
+TEST(QualityInRun, AQualityTableThatCannotWorkStopsBeforeAnyWork) {
+  const auto dir = temp_dir("quality_static");
+  auto toml = toy_world_experiment();
+  toml.replace(toml.find("seed = 5"), 8, "seed = 5\nstore_images = false");
+  toml.replace(toml.find("world-reference.npz"), 19, "no-such-reference.npz");
+  const auto path = write(dir, toml);
+  const auto r = run_varbench("run " + path + " --out " + dir + "/r.h5");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find(path + ":21: [quality] scores the stored images, and [experiment] store_images = false"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("[quality] reference = \"" + source_path("models/toy-world/no-such-reference.npz") + "\": no such file"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/r.h5"));
+  auto inception = toy_world_experiment();
+  inception.replace(inception.find("features = \"world\""), 18, "features = \"inception\"");
+  const auto p = run_varbench("run " + write(dir, inception) + " --dry-run");
+  EXPECT_NE(p.output.find("[quality] features = 'inception': only \"world\""), std::string::npos) << p.output;
+}
+
+}  // namespace
+}  // namespace varbench::testing
