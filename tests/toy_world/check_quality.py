@@ -31,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 # The margins. Measured on the committed models (512 images per run, cfg 3; quality.toml seed 1,
-# quality-speculative.toml seed 2), torch-2.x lane: class accuracy large 0.309, small 0.207 (permutation
+# quality-speculative.toml seed 2), Debian lane (libtorch 1.13): class accuracy large 0.309, small 0.207 (permutation
 # p 0.001); FD large 3021, small 3734; CoDe N = 2, 4, 6, 8: FD 3628, 3513, 3594, 3099. FD in this feature
 # space is noisy at 512 images (the exact speculative engine, distributed like the large model, scored
 # 3673 against the large run's 3021), so the FD claims are orderings with slack, and the accuracy claims
