@@ -93,7 +93,7 @@ EngineBuilder plan_collaborative_engine(ParamReader& p, const ModelCatalog& cata
   const int64_t S = d.schedule.num_scales();
   if (n < 1 || n > S - 1)
     throw std::runtime_error(fmt::format("engine 'collaborative': draft_steps = {} is outside 1..{}", n, S - 1));
-  return [=](const ModelSet& models) { return std::make_unique<CollaborativeEngine>(drafter, refiner, n, models); };
+  return {{drafter, refiner}, [=](const ModelSet& models) { return std::make_unique<CollaborativeEngine>(drafter, refiner, n, models); }};
 }
 
 }  // namespace varbench

@@ -85,19 +85,36 @@ class ParamReader {
   bool boolean(const std::string& key, std::optional<bool> fallback = std::nullopt);
   std::string text(const std::string& key, std::optional<std::string> fallback = std::nullopt);
   void finish() const;  // throws on keys never asked for
+  // Every parameter asked for, with the value the engine uses: given, or its default filled in.
+  const EngineParams& effective() const { return effective_; }
 
  private:
+  template <typename T>
+  T record(const std::string& key, T value) {
+    effective_[key] = value;
+    return value;
+  }
   const ParamValue* find(const std::string& key, bool required);
   std::string engine_;
   const EngineParams& params_;
   std::vector<std::string> used_;
+  EngineParams effective_;
 };
 
 // An engine whose parameters have been read and checked, waiting for its models. Each engine file has one
 // factory `EngineBuilder plan_<type>_engine(ParamReader&, const ModelCatalog&)` that does every check
 // that needs no weights, so that the same checks serve the static validation of an experiment file and
 // the construction of the engine.
-using EngineBuilder = std::function<std::unique_ptr<Engine>(const ModelSet&)>;
+// `models` names the ModelSet entries the engine needs loaded (the transformers it runs; the null engine's
+// shape model), known before any weight is: the driver loads just those for the run and frees the others.
+// `params` holds every parameter with its default filled in (what defines the output: `lookahead = 1`
+// written out is the same engine as left out).
+struct EngineBuilder {
+  std::vector<std::string> models;
+  std::function<std::unique_ptr<Engine>(const ModelSet&)> build;
+  EngineParams params;  // filled in by plan_engine
+  std::unique_ptr<Engine> operator()(const ModelSet& loaded) const { return build(loaded); }
+};
 
 // One model over the scale loop (engines/single.cpp): `single`, and the baselines that are the same loop
 // with options (early exit, guidance cutoff, token pruning) build on it under their own type name.

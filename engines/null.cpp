@@ -34,7 +34,7 @@ class NullEngine : public Engine {
 EngineBuilder plan_null_engine(ParamReader& p, const ModelCatalog& catalog) {
   auto model = p.text("model");
   catalog.get(model, "model");
-  return [=](const ModelSet& models) { return std::make_unique<NullEngine>(model, models); };
+  return {{model}, [=](const ModelSet& models) { return std::make_unique<NullEngine>(model, models); }};
 }
 
 }  // namespace varbench

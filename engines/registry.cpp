@@ -46,6 +46,7 @@ EngineBuilder plan_engine(const std::string& type, const EngineParams& params, c
     throw std::runtime_error(fmt::format("unknown engine type '{}' (known: {})", type, fmt::join(names, ", ")));
   }
   p.finish();
+  builder.params = p.effective();
   return builder;
 }
 
@@ -115,30 +116,30 @@ const ParamValue* ParamReader::find(const std::string& key, bool required) {
 
 int64_t ParamReader::integer(const std::string& key, std::optional<int64_t> fallback) {
   const auto* v = find(key, !fallback);
-  if (!v) return *fallback;
-  if (const auto* i = std::get_if<int64_t>(v)) return *i;
+  if (!v) return record(key, *fallback);
+  if (const auto* i = std::get_if<int64_t>(v)) return record(key, *i);
   throw std::runtime_error(fmt::format("engine '{}': {} = {} must be an integer", engine_, key, param_to_string(*v)));
 }
 
 double ParamReader::number(const std::string& key, std::optional<double> fallback) {
   const auto* v = find(key, !fallback);
-  if (!v) return *fallback;
-  if (const auto* d = std::get_if<double>(v)) return *d;
-  if (const auto* i = std::get_if<int64_t>(v)) return static_cast<double>(*i);
+  if (!v) return record(key, *fallback);
+  if (const auto* d = std::get_if<double>(v)) return record(key, *d);
+  if (const auto* i = std::get_if<int64_t>(v)) return record(key, static_cast<double>(*i));
   throw std::runtime_error(fmt::format("engine '{}': {} = {} must be a number", engine_, key, param_to_string(*v)));
 }
 
 bool ParamReader::boolean(const std::string& key, std::optional<bool> fallback) {
   const auto* v = find(key, !fallback);
-  if (!v) return *fallback;
-  if (const auto* b = std::get_if<bool>(v)) return *b;
+  if (!v) return record(key, *fallback);
+  if (const auto* b = std::get_if<bool>(v)) return record(key, *b);
   throw std::runtime_error(fmt::format("engine '{}': {} = {} must be true or false", engine_, key, param_to_string(*v)));
 }
 
 std::string ParamReader::text(const std::string& key, std::optional<std::string> fallback) {
   const auto* v = find(key, !fallback);
-  if (!v) return *fallback;
-  if (const auto* s = std::get_if<std::string>(v)) return *s;
+  if (!v) return record(key, *fallback);
+  if (const auto* s = std::get_if<std::string>(v)) return record(key, *s);
   throw std::runtime_error(fmt::format("engine '{}': {} = {} must be a string", engine_, key, param_to_string(*v)));
 }
 

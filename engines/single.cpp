@@ -29,7 +29,7 @@ class SingleModelEngine : public Engine {
 EngineBuilder single_model_engine(const std::string& type, const std::string& model, const ModelCatalog& catalog,
                                   const SingleLoopOptions& options) {
   catalog.get(model, "model");
-  return [=](const ModelSet& models) { return std::make_unique<SingleModelEngine>(type, model, models, options); };
+  return {{model}, [=](const ModelSet& models) { return std::make_unique<SingleModelEngine>(type, model, models, options); }};
 }
 
 EngineBuilder plan_single_engine(ParamReader& p, const ModelCatalog& catalog) {

@@ -163,7 +163,8 @@ EngineBuilder plan_speculative_engine(ParamReader& p, const ModelCatalog& catalo
     throw std::runtime_error(fmt::format("engine 'speculative': neighbourhood_k = {} is outside 1..{}", k, t.vocab_size));
   if (acceptance != "neighbourhood" && k != 1)
     throw std::runtime_error("engine 'speculative': neighbourhood_k needs acceptance = 'neighbourhood'");
-  return [=](const ModelSet& models) { return std::make_unique<SpeculativeEngine>(draft, target, lookahead, acceptance, k, models); };
+  return {{draft, target},
+          [=](const ModelSet& models) { return std::make_unique<SpeculativeEngine>(draft, target, lookahead, acceptance, k, models); }};
 }
 
 }  // namespace varbench

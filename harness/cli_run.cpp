@@ -68,6 +68,7 @@ int run_command(const RunOptions& o) {
     return problems.empty() ? 0 : 1;
   }
   check_experiment(x, CheckOptions{o.random_init, o.device});  // before the result file is touched
+  install_stop_signals();  // SIGTERM/SIGUSR1: finish the batch, save the run's progress, exit
   DriverOptions d;
   d.random_override = o.random_init;
   d.fresh = o.fresh;
@@ -83,6 +84,12 @@ int run_command(const RunOptions& o) {
     ResultFile results(out, o.experiment, x.toml_text);  // holds the file's lock until the sweep is done
     return run_experiment(x, d, results);
   }();
+  if (outcome.stop_signal != 0) {
+    std::cerr << fmt::format("\nvarbench run: stopped by {}; {} runs completed now, {} failed; `varbench run {}` with the same "
+                             "options resumes (runs completed are kept, the interrupted one goes on from its last saved batch)\n",
+                             outcome.stop_message, outcome.records.size() - outcome.failed, outcome.failed, o.experiment);
+    return 128 + outcome.stop_signal;
+  }
   int64_t scoring_failures = 0;
   if (x.quality && shard.sharded()) {
     std::cerr << fmt::format("varbench run: [quality] is not scored per shard (FD of a part is not the FD of the whole): "
@@ -107,6 +114,19 @@ int run_command(const RunOptions& o) {
                              out, outcome.stale.size(), outcome.stale.size() > 1 ? "s" : "", fmt::join(outcome.stale, ", "));
   const auto rows = report_rows(records, x.baseline);
   std::cout << format_report(rows, format, records, context_json(collect_provenance(torch::kCPU), o.experiment));
+  // The sweep's peak on its device: the largest of what each run found resident (only its own models,
+  // harness/driver.cpp) plus what it allocated above that.
+  const RunRecord* peak_run = nullptr;
+  int64_t sweep_peak_bytes = -1;
+  for (const auto& r : records)
+    if (r.status == "completed" && r.memory_measured && r.resident_at_start_bytes >= 0) {
+      const int64_t bytes = r.resident_at_start_bytes + (r.peak_bytes - r.weights_bytes);
+      if (bytes > sweep_peak_bytes) sweep_peak_bytes = bytes, peak_run = &r;
+    }
+  if (!o.quiet && peak_run)
+    std::cerr << fmt::format("varbench run: sweep peak device memory {:.1f} MiB, in run '{}' ({:.1f} MiB resident when it began: "
+                             "its own models)\n",
+                             sweep_peak_bytes / 1048576.0, peak_run->spec.id, peak_run->resident_at_start_bytes / 1048576.0);
   if (!o.quiet)
     std::cerr << fmt::format("varbench run: {} runs done now, {} already completed, {} failed; results in {}\n",
                              outcome.records.size() - outcome.failed, outcome.skipped, outcome.failed, out);

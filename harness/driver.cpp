@@ -1,9 +1,12 @@
 #include "harness/driver.h"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <initializer_list>
 #include <limits>
 #include <map>
@@ -11,6 +14,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "engines/model/torch_compat.h"
 #include "formats/weights.h"
@@ -78,7 +82,9 @@ class MemoryObserver : public ScaleObserver {
   std::vector<RunRecord::MemoryPhase> phases_;
 };
 
-// The models of one (device, dtype) group, loaded once for all its runs.
+// The models resident on one (device, dtype): the VQVAE, and the transformers of the run at hand. A run
+// loads what it lacks and frees what it does not use first, so that a sweep holds one run's models at a
+// time, never all of an experiment's (Table 1 names eleven, ~52 GB of fp32 weights).
 struct LoadedGroup {
   std::map<std::string, std::string> sources;  // model name -> where its weights came from
   std::string device_name, dtype;
@@ -93,7 +99,8 @@ std::string load_failure(const ModelSpec& spec, const std::exception& e, bool ra
   return absent.empty() ? one_line(e) : absent;
 }
 
-LoadedGroup load_group(const Experiment& x, const std::string& device_name, const std::string& dtype, bool random_override) {
+// The group's device and precision, with the VQVAE; transformers come with the runs (hold_models).
+LoadedGroup open_group(const Experiment& x, const std::string& device_name, const std::string& dtype, bool random_override) {
   LoadedGroup g;
   g.device_name = device_name;
   g.dtype = dtype;
@@ -102,18 +109,6 @@ LoadedGroup load_group(const Experiment& x, const std::string& device_name, cons
   if (g.device.is_cpu() && precision != Precision::kFloat32)
     throw std::runtime_error(fmt::format("dtype {} on cpu: CPU runs are fp32", dtype));
   g.models.policy = PrecisionPolicy::of(precision);
-  for (const auto& spec : x.models) {
-    try {
-      const auto source = spec.source(random_override);
-      g.sources[spec.name] = source.describe();
-      auto m = load_var(source);
-      m->label = spec.name;
-      place(*m, g.device, g.models.policy.weight_dtype);
-      g.models.transformers.emplace(spec.name, m);
-    } catch (const std::exception& e) {
-      g.models.load_errors[spec.name] = load_failure(spec, e, random_override);
-    }
-  }
   try {
     auto v = load_vqvae(x.vqvae.source(random_override));
     place(*v, g.device, torch::kFloat32);
@@ -124,16 +119,65 @@ LoadedGroup load_group(const Experiment& x, const std::string& device_name, cons
   return g;
 }
 
-// Test hook: VARBENCH_TEST_KILL_AFTER_BATCHES=n sends this process SIGKILL after n batches (warm-up and
-// timed), as a crash or `scancel` would, so the resume test can kill a sweep at a known point.
-void batch_finished() {
-  static const int64_t kill_after = [] {
-    const char* v = std::getenv("VARBENCH_TEST_KILL_AFTER_BATCHES");
-    return v ? std::atoll(v) : int64_t{-1};
-  }();
-  static int64_t done = 0;
-  if (kill_after >= 0 && ++done >= kill_after) std::raise(SIGKILL);
+// Makes `needed` the group's transformers: the others are freed (and the device cache emptied) before any
+// is loaded, so the two never sit on the device together. A model that failed to load is tried again by
+// the next run that needs it.
+void hold_models(LoadedGroup& g, const std::vector<std::string>& needed, const Experiment& x, bool random_override) {
+  const std::set<std::string> keep(needed.begin(), needed.end());
+  bool freed = false;
+  for (auto it = g.models.transformers.begin(); it != g.models.transformers.end();) {
+    if (keep.count(it->first)) {
+      ++it;
+      continue;
+    }
+    g.sources.erase(it->first);
+    it = g.models.transformers.erase(it);
+    freed = true;
+  }
+  g.models.load_errors.clear();
+  if (freed) device::empty_cache(g.device);
+  for (const auto& spec : x.models) {
+    if (!keep.count(spec.name) || g.models.transformers.count(spec.name)) continue;
+    try {
+      const auto source = spec.source(random_override);
+      auto m = load_var(source);
+      m->label = spec.name;
+      place(*m, g.device, g.models.policy.weight_dtype);
+      g.sources[spec.name] = source.describe();
+      g.models.transformers.emplace(spec.name, m);
+    } catch (const std::exception& e) {
+      g.models.load_errors[spec.name] = load_failure(spec, e, random_override);
+    }
+  }
 }
+
+// Test hooks: VARBENCH_TEST_KILL_AFTER_BATCHES=n sends this process SIGKILL after n batches (warm-up and
+// timed), as a crash would, and VARBENCH_TEST_SIGNAL_AFTER_BATCHES=n sends it SIGTERM, as Slurm's
+// preemption or `scancel` would, so the resume tests can stop a sweep at a known point.
+void batch_finished() {
+  auto after = [](const char* name) {
+    const char* v = std::getenv(name);
+    return v ? std::atoll(v) : int64_t{-1};
+  };
+  static const int64_t kill_after = after("VARBENCH_TEST_KILL_AFTER_BATCHES");
+  static const int64_t signal_after = after("VARBENCH_TEST_SIGNAL_AFTER_BATCHES");
+  static int64_t done = 0;
+  ++done;
+  if (kill_after >= 0 && done >= kill_after) std::raise(SIGKILL);
+  if (signal_after >= 0 && done == signal_after) std::raise(SIGTERM);
+}
+
+std::atomic<int> stop_signal_received{0};
+extern "C" void on_stop_signal(int signal) { stop_signal_received.store(signal); }
+
+// The batch in flight is done and a stop was asked for: its run's progress is saved by the caller.
+struct StopRequested : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Timed batches between two checkpoints of a run's progress at most this long apart (a SIGKILL loses at
+// most that much work; SIGTERM loses none).
+constexpr double kCheckpointSeconds = 60;
 
 struct Batch {
   int64_t first = 0, size = 0;  // rows of the shard's image list
@@ -152,7 +196,41 @@ void execute_run(const Experiment& x, const RunSpec& run, LoadedGroup& group, En
   std::vector<Batch> batches;
   for (int64_t first = 0; first < N; first += run.batch_size) batches.push_back({first, std::min(run.batch_size, N - first)});
 
-  auto writer = results.begin_run(run, N, arch.schedule, px, x.store_images);
+  auto writer = results.begin_run(run, N, arch.schedule, px, x.store_images, rec.identity_json);
+  // An interrupted earlier attempt saved its first timed batches: their measurements are taken back, and
+  // the loop below goes on after them (warm-up and the memory pass run again: this process is cold).
+  const int64_t resumed_batches = writer->resumed_timed_batches();
+  if (resumed_batches > 0) {
+    auto saved = read_run_record(writer->path(), writer->group(), run.id);
+    rec.batch_repetition = std::move(saved.batch_repetition);
+    rec.batch_images = std::move(saved.batch_images);
+    rec.batch_ms = std::move(saved.batch_ms);
+    rec.batch_with_decode_ms = std::move(saved.batch_with_decode_ms);
+    rec.scale_ms = std::move(saved.scale_ms);
+    rec.phase_batch = std::move(saved.phase_batch);
+    rec.phase_kind = std::move(saved.phase_kind);
+    rec.phase_first_scale = std::move(saved.phase_first_scale);
+    rec.phase_last_scale = std::move(saved.phase_last_scale);
+    rec.phase_ms = std::move(saved.phase_ms);
+    rec.per_scale = std::move(saved.per_scale);
+    rec.counters = std::move(saved.counters);
+    if (static_cast<int64_t>(rec.batch_ms.size()) != resumed_batches)
+      throw std::runtime_error(fmt::format("{}: the saved progress holds {} timed batches, its note says {}: delete the file to start "
+                                           "the run over",
+                                           writer->path(), rec.batch_ms.size(), resumed_batches));
+    rec.segments = 2;
+    // The saved batches were measured by another process, perhaps on another node: both are recorded, and
+    // the run says when they differ.
+    const auto resume = writer->group().group("resume");
+    rec.segment_measurements = {resume.has_attr("measurement") ? resume.attr_string("measurement") : "?",
+                                measurement_of(collect_provenance(device, models.policy.compute_dtype()))};
+    rec.mixed_hardware = rec.segment_measurements[0] != rec.segment_measurements[1];
+    std::cerr << fmt::format("\nvarbench run: run '{}' resumes after its timed batch {} of {} (saved by an "
+                                                    "interrupted earlier attempt in {})\n",
+                                                    run.id, resumed_batches, x.repetitions * static_cast<int64_t>(batches.size()),
+                                                    writer->path());
+  }
+  auto last_checkpoint = std::chrono::steady_clock::now();
   for (const auto& name : engine.models_used()) {
     auto m = models.get(name, "model");
     rec.weights_bytes += parameter_bytes(*m);
@@ -189,6 +267,7 @@ void execute_run(const Experiment& x, const RunSpec& run, LoadedGroup& group, En
     device::synchronize(device);
     device::empty_cache(device);
     probe.start();
+    rec.resident_at_start_bytes = probe.tracks_tensors() ? probe.live_at_start_bytes() : -1;
     MemoryObserver memory(probe);
     auto res = engine.run(request_for(batches[0]), memory);
     decode(res);
@@ -208,8 +287,13 @@ void execute_run(const Experiment& x, const RunSpec& run, LoadedGroup& group, En
     batch_finished();
   }
 
+  int64_t timed_row = 0;  // (repetition, batch) in the order they run; rows before resumed_batches are done
   for (int64_t rep = 0; rep < x.repetitions; ++rep) {
     for (const auto& b : batches) {
+      if (timed_row++ < resumed_batches) {
+        progress.advance();
+        continue;
+      }
       auto request = request_for(b);
       auto timeline = device::make_timeline(device);
       TimingObserver observer(*timeline);
@@ -260,6 +344,16 @@ void execute_run(const Experiment& x, const RunSpec& run, LoadedGroup& group, En
       }
       progress.advance();
       batch_finished();
+      const int stop = stop_signal_received.load();
+      if (stop != 0 || std::chrono::steady_clock::now() - last_checkpoint > std::chrono::duration<double>(kCheckpointSeconds)) {
+        writer->checkpoint(rec, timed_row, measurement_of(collect_provenance(device, models.policy.compute_dtype())));
+        last_checkpoint = std::chrono::steady_clock::now();
+      }
+      if (stop != 0)
+        throw StopRequested(fmt::format("{} after timed batch {} of {} of run '{}': its progress is saved in {}; the same command "
+                                        "resumes it",
+                                        strsignal(stop), timed_row, x.repetitions * static_cast<int64_t>(batches.size()), run.id,
+                                        writer->path()));
     }
   }
 
@@ -326,19 +420,28 @@ std::set<std::string> reusable_runs(const Experiment& x, const DriverOptions& o,
 
 }  // namespace
 
+void install_stop_signals() {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  for (int signal : {SIGTERM, SIGUSR1}) sigaction(signal, &action, nullptr);
+}
+
 SweepOutcome run_experiment(const Experiment& x, const DriverOptions& o, const ResultFile& results) {
   if (o.shard_count < 1 || o.shard_index < 0 || o.shard_index >= o.shard_count)
     throw std::runtime_error(fmt::format("shard {}/{} is not a valid shard (0 <= I < N)", o.shard_index, o.shard_count));
   check_experiment(x, CheckOptions{o.random_override, o.device_override});
+  configure_threads(static_cast<int>(x.threads));
   IdentityContext context;
-  context.threads = configure_threads(static_cast<int>(x.threads));
   context.shard_index = o.shard_index;
   context.shard_count = o.shard_count;
   context.random_override = o.random_override;
   context.device_override = o.device_override;
   SweepOutcome out;
   std::map<std::string, RunIdentity> identities;  // by run id
-  for (const auto& run : x.runs) identities[run.id] = run_identity(x, run, context);
+  const auto catalog = experiment_catalog(x, o.random_override);
+  for (const auto& run : x.runs) identities[run.id] = run_identity(x, run, context, catalog);
   const auto completed = reusable_runs(x, o, results, identities, out.stale);
   const auto plan = plan_images(x.classes, x.images_per_class);
 
@@ -360,12 +463,44 @@ SweepOutcome run_experiment(const Experiment& x, const DriverOptions& o, const R
   }
   ProgressBar progress(total_batches, "runs", "batches");
 
+  // The models each run needs, known from the architectures alone; runs that need the same models on the
+  // same device and dtype run one after the other (in the experiment's order otherwise), so each set is
+  // loaded once. A run whose engine cannot be planned fails below with the engine's own message.
+  std::vector<std::vector<std::string>> needed(x.runs.size());
+  std::vector<std::string> group_key(x.runs.size());
+  for (size_t i = 0; i < x.runs.size(); ++i) {
+    const auto& run = x.runs[i];
+    try {
+      needed[i] = plan_engine(run.engine_type, run.engine_params, catalog).models;
+    } catch (const std::exception&) {
+    }
+    auto sorted = needed[i];
+    std::sort(sorted.begin(), sorted.end());
+    group_key[i] = fmt::format("{}\n{}\n{}", o.device_override.empty() ? run.device : o.device_override, run.dtype,
+                               fmt::join(sorted, ","));
+  }
+  std::vector<size_t> order;
+  {
+    std::vector<std::string> keys;  // in order of first appearance
+    for (const auto& k : group_key)
+      if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
+    for (const auto& k : keys)
+      for (size_t i = 0; i < x.runs.size(); ++i)
+        if (group_key[i] == k) order.push_back(i);
+  }
+
   std::unique_ptr<LoadedGroup> group;
   std::string group_error;
-  for (const auto& run : x.runs) {
+  for (const size_t i : order) {
+    const auto& run = x.runs[i];
     if (completed.count(run.id)) {
       ++out.skipped;
       continue;
+    }
+    if (const int stop = stop_signal_received.load(); stop != 0) {
+      out.stop_signal = stop;
+      out.stop_message = fmt::format("{} before run '{}'", strsignal(stop), run.id);
+      break;
     }
     RunRecord rec;
     rec.spec = run;
@@ -376,7 +511,7 @@ SweepOutcome run_experiment(const Experiment& x, const DriverOptions& o, const R
         group.reset();  // frees the previous group's models first
         group_error.clear();
         try {
-          group = std::make_unique<LoadedGroup>(load_group(x, rec.spec.device, rec.spec.dtype, o.random_override));
+          group = std::make_unique<LoadedGroup>(open_group(x, rec.spec.device, rec.spec.dtype, o.random_override));
         } catch (const std::exception& e) {
           group_error = one_line(e);
         }
@@ -384,9 +519,13 @@ SweepOutcome run_experiment(const Experiment& x, const DriverOptions& o, const R
       if (!group) throw std::runtime_error(group_error);
       if (!group->vqvae_error.empty() && rec.spec.engine_type != "null")
         throw std::runtime_error("VQVAE could not be loaded: " + group->vqvae_error);
-      if (group->models.transformers.empty()) throw std::runtime_error("no model could be loaded");
+      hold_models(*group, needed[i], x, o.random_override);
       auto engine = make_engine(rec.spec.engine_type, rec.spec.engine_params, group->models);
       execute_run(x, rec.spec, *group, *engine, plan, shard_images(rec.spec.batch_size), results, rec, progress);
+    } catch (const StopRequested& e) {
+      out.stop_signal = stop_signal_received.load();
+      out.stop_message = e.what();
+      break;
     } catch (const std::exception& e) {
       rec.status = "failed";
       rec.error = one_line(e);
@@ -397,6 +536,7 @@ SweepOutcome run_experiment(const Experiment& x, const DriverOptions& o, const R
     }
     out.records.push_back(std::move(rec));
   }
+  std::sort(out.records.begin(), out.records.end(), [](const RunRecord& a, const RunRecord& b) { return a.spec.index < b.spec.index; });
   progress.finish();
   return out;
 }
@@ -432,8 +572,13 @@ std::vector<RunRecord> read_run_records(const std::string& path) {
   auto root = f.root();
   if (!root.has("runs")) return out;
   auto runs = root.group("runs");
-  for (const auto& name : runs.children()) {
-    auto g = runs.group(name);
+  for (const auto& name : runs.children()) out.push_back(read_run_record(path, runs.group(name), name));
+  std::sort(out.begin(), out.end(), [](const RunRecord& a, const RunRecord& b) { return a.spec.index < b.spec.index; });
+  return out;
+}
+
+RunRecord read_run_record(const std::string& path, const h5::Group& g, const std::string& name) {
+  {
     RunRecord r;
     auto str = [&](const char* a, const std::string& fallback = "") { return g.has_attr(a) ? g.attr_string(a) : fallback; };
     r.spec.id = str("run_id", name);
@@ -446,6 +591,14 @@ std::vector<RunRecord> read_run_records(const std::string& path) {
     r.status = str("status", "running");
     r.error = str("error");
     r.num_images = g.has_attr("num_images") ? g.attr_int("num_images") : 0;
+    r.measurement = measurement_of(g);
+    r.mixed_hardware = g.has_attr("mixed_hardware") && g.attr_int("mixed_hardware") != 0;
+    for (const char* parts : {"shard_measurement_json", "segment_measurement_json"})
+      if (r.mixed_hardware && g.has_attr(parts)) {
+        std::set<std::string> distinct;
+        for (const auto& part : nlohmann::json::parse(g.attr_string(parts))) distinct.insert(part.value("measurement", "?"));
+        r.measurement = fmt::format("{}", fmt::join(distinct, " / "));
+      }
     for (const auto& attr : g.attr_names()) {
       if (attr.rfind("model_", 0) == 0) r.models[attr.substr(6)] = g.attr_string(attr);
       if (attr.rfind("swept_", 0) == 0) r.spec.swept[attr.substr(6)] = g.attr_string(attr);
@@ -498,6 +651,7 @@ std::vector<RunRecord> read_run_records(const std::string& path) {
       r.peak_rss_bytes = m.attr_int("peak_rss_bytes");
       if (m.has_attr("kv_filled_bytes")) r.kv_filled_bytes = m.attr_int("kv_filled_bytes");
       if (m.has_attr("peak_phase")) r.peak_phase = m.attr_int("peak_phase");
+      if (m.has_attr("resident_at_start_bytes")) r.resident_at_start_bytes = m.attr_int("resident_at_start_bytes");
       if (m.has("phase_kind")) {
         std::vector<std::vector<int64_t>> cols;
         for (const char* name : {"phase_kind", "phase_first_scale", "phase_last_scale", "phase_allocated_bytes",
@@ -528,10 +682,9 @@ std::vector<RunRecord> read_run_records(const std::string& path) {
       for (const char* key : {"fd", "class_accuracy", "precision", "recall", "kid", "kid_std"})
         if (m.has_attr(key)) r.world_quality[key] = m.attr_double(key);
     }
-    out.push_back(std::move(r));
+    if (g.has_attr("segments")) r.segments = g.attr_int("segments");
+    return r;
   }
-  std::sort(out.begin(), out.end(), [](const RunRecord& a, const RunRecord& b) { return a.spec.index < b.spec.index; });
-  return out;
 }
 
 }  // namespace varbench

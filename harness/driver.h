@@ -26,11 +26,21 @@ struct SweepOutcome {
   std::vector<RunRecord> records;  // runs executed now
   int64_t failed = 0, skipped = 0;  // skipped: completed in the file with the identity asked for now
   std::vector<std::string> stale;  // runs in the file that the experiment does not ask for (run ids)
+  int stop_signal = 0;             // SIGTERM or SIGUSR1 stopped the sweep (install_stop_signals)
+  std::string stop_message;        // what was saved, and how to go on
 };
+
+// SIGTERM (Slurm's preemption or time limit, scancel) and SIGUSR1 (sbatch --signal) ask a sweep to stop:
+// the batch in flight finishes, its run's progress is saved in the run's partial file, and run_experiment
+// returns with stop_signal set. Running the same experiment again resumes that run after its last saved
+// batch. Installed by `varbench run`.
+void install_stop_signals();
 
 SweepOutcome run_experiment(const Experiment& experiment, const DriverOptions& options, const ResultFile& results);
 
 // Reads every run record of a result file (timing, memory, status), for reports and comparisons.
 std::vector<RunRecord> read_run_records(const std::string& path);
+// One run group's record (`path` names the file in errors).
+RunRecord read_run_record(const std::string& path, const h5::Group& group, const std::string& name);
 
 }  // namespace varbench

@@ -8,6 +8,7 @@
 
 #include "engines/engine.h"
 #include "engines/model/loading.h"
+#include "harness/device/device.h"
 #include "harness/error_text.h"
 
 namespace varbench {
@@ -49,24 +50,30 @@ std::string absent_checkpoint(const ModelSpec& spec, bool random_override) {
                                                        spec.config));
 }
 
-std::vector<std::string> experiment_problems(const Experiment& x, const CheckOptions& o) {
-  std::vector<std::string> problems;
+ModelCatalog experiment_catalog(const Experiment& x, bool random_override, std::string* vqvae_error) {
   ModelCatalog catalog;
   for (const auto& spec : x.models) {
     VarArch arch;
-    const auto why = resolve_model(spec, o.random_override, var_architecture, arch);
-    if (why.empty()) {
+    if (const auto why = resolve_model(spec, random_override, var_architecture, arch); why.empty())
       catalog.architectures.emplace(spec.name, arch);
-    } else {
+    else
       catalog.errors[spec.name] = why;
-      problems.push_back(fmt::format("{}: [models.{}] {}", at_line(x.path, spec.line), spec.name, why));
-    }
   }
   VqvaeArch vqvae_arch;
-  if (const auto why = resolve_model(x.vqvae, o.random_override, vqvae_architecture, vqvae_arch); why.empty())
-    catalog.vqvae = vqvae_arch;
-  else
-    problems.push_back(fmt::format("{}: [vqvae] {}", at_line(x.path, x.vqvae.line), why));
+  const auto why = resolve_model(x.vqvae, random_override, vqvae_architecture, vqvae_arch);
+  if (why.empty()) catalog.vqvae = vqvae_arch;
+  if (vqvae_error) *vqvae_error = why;
+  return catalog;
+}
+
+std::vector<std::string> experiment_problems(const Experiment& x, const CheckOptions& o) {
+  std::vector<std::string> problems;
+  std::string vqvae_error;
+  const auto catalog = experiment_catalog(x, o.random_override, &vqvae_error);
+  for (const auto& spec : x.models)
+    if (const auto why = catalog.errors.find(spec.name); why != catalog.errors.end())
+      problems.push_back(fmt::format("{}: [models.{}] {}", at_line(x.path, spec.line), spec.name, why->second));
+  if (!vqvae_error.empty()) problems.push_back(fmt::format("{}: [vqvae] {}", at_line(x.path, x.vqvae.line), vqvae_error));
 
   if (x.quality) {
     const auto where = at_line(x.path, x.quality->line);
@@ -79,6 +86,12 @@ std::vector<std::string> experiment_problems(const Experiment& x, const CheckOpt
   std::set<std::string> said;  // runs of one engine entry share its problems: each is said once
   for (const auto& run : x.runs) {
     const std::string device = o.device_override.empty() ? run.device : o.device_override;
+    if (device.rfind("cuda", 0) == 0 && !device::cuda_built()) {
+      auto p = fmt::format("{}: device = '{}': this varbench was built against a CPU-only libtorch (run '{}'; the torch-2.x "
+                           "lane's build-torch2/varbench or scripts/gpu-check's build-gpu/varbench has CUDA)",
+                           x.path, device, run.id);
+      if (said.insert("device " + device).second) problems.push_back(p);
+    }
     if (device == "cpu" && run.dtype != "fp32") {
       auto p = fmt::format("{}: dtype = '{}' on device 'cpu': CPU runs are fp32 (run '{}')", x.path, run.dtype, run.id);
       if (said.insert(fmt::format("dtype {} {}", device, run.dtype)).second) problems.push_back(p);

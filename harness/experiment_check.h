@@ -20,6 +20,11 @@ struct CheckOptions {
 // loaded from, given --random-init) is absent; "" otherwise.
 std::string absent_checkpoint(const ModelSpec& spec, bool random_override);
 
+// What is known of the experiment's models before any weight is loaded: each one's architecture (named
+// config or checkpoint header) or why it has none; `vqvae_error` (when given) receives the VQVAE's reason,
+// "" when its architecture resolved.
+ModelCatalog experiment_catalog(const Experiment& experiment, bool random_override, std::string* vqvae_error = nullptr);
+
 // The problems, one line each, naming file:line and the key or model; empty when there are none.
 std::vector<std::string> experiment_problems(const Experiment& experiment, const CheckOptions& options);
 // Throws one error listing every problem, when there is any.

@@ -7,9 +7,11 @@
 #include <stdexcept>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "harness/experiment.h"
 #include "harness/image_plan.h"
+#include "harness/provenance.h"
 #include "formats/file_lock.h"
 #include "formats/hdf5.h"
 #include "harness/result_file.h"
@@ -201,6 +203,20 @@ MergeSummary merge_results(const std::string& out, const std::vector<std::string
     auto identity = parse_identity_json(first.attr_string("identity_json"));
     identity["shard"] = fmt::format("merged from {} shards", files.size());
     g.set_attr("identity_json", identity_json(identity));
+    // How each shard was measured (its node's hardware and settings): timings of shards measured apart
+    // are pooled, so the run says when they span hardware, and speed tables mark it.
+    nlohmann::json measured = nlohmann::json::array();
+    std::set<std::string> hardware;
+    for (size_t k = 0; k < files.size(); ++k) {
+      const auto shard_run = files[k]->root().group("runs/" + names[k]);
+      const auto measurement = measurement_of(shard_run);
+      measured.push_back({{"file", shard_paths[k]},
+                          {"hostname", shard_run.has_attr("hostname") ? shard_run.attr_string("hostname") : "?"},
+                          {"measurement", measurement}});
+      hardware.insert(measurement);
+    }
+    g.set_attr("shard_measurement_json", measured.dump());
+    g.set_attr("mixed_hardware", static_cast<int64_t>(hardware.size() > 1));
 
     // Samples, in global image order.
     const auto rows = static_cast<uint64_t>(std::min<int64_t>(total, 1024));

@@ -141,6 +141,20 @@ void write_provenance(const h5::Group& g, const Provenance& p) {
   if (p.test_slowdown > 0) g.set_attr("test_slowdown", p.test_slowdown);
 }
 
+std::string measurement_of(const h5::Group& run) {
+  auto text = [&](const char* key) { return run.has_attr(key) ? run.attr_string(key) : std::string("?"); };
+  std::string out = fmt::format("{} | {} threads | {}", text("device_name"),
+                                run.has_attr("threads") ? std::to_string(run.attr_int("threads")) : "?", text("openmp_wait_policy"));
+  if (run.has_attr("test_slowdown")) out += fmt::format(" | test slowdown {}", run.attr_double("test_slowdown"));
+  return out;
+}
+
+std::string measurement_of(const Provenance& p) {
+  std::string out = fmt::format("{} | {} threads | {}", p.device_name, p.threads, p.openmp_wait_policy);
+  if (p.test_slowdown > 0) out += fmt::format(" | test slowdown {}", p.test_slowdown);
+  return out;
+}
+
 int configure_threads(int requested) {
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
   const int n = requested > 0 ? requested : std::max(cores, 1);

@@ -35,6 +35,13 @@ std::string utc_timestamp();
 // `varbench --version`: the build, its libtorch (with the CUDA and cuDNN it was built with) and the
 // attention it runs on the CPU; scripts/ci-gpu reads the "libtorch X.Y" of its second line.
 std::string version_text();
+// How a run was measured, from its provenance attributes: the device's model (GPU or CPU), threads, OpenMP
+// wait policy and a test slowdown, "NVIDIA H100 80GB HBM3 | 8 threads | PASSIVE". Runs (or shards) that
+// differ here have timings that do not compare; what they generated does (the run identity leaves these
+// out). The host name is recorded too, but two nodes of one kind measure alike.
+std::string measurement_of(const h5::Group& run);
+std::string measurement_of(const Provenance& p);
+
 // The invoking command line, recorded by main() for provenance.
 void set_command_line(int argc, char** argv);
 const std::string& command_line();

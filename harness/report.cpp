@@ -66,7 +66,11 @@ std::vector<ReportRow> report_rows(const std::vector<RunRecord>& records, const 
       if (auto b = baselines.find(context_key(r)); b != baselines.end()) {
         row.speedup = row.images_per_s / b->second->median_images_per_s(false);
         row.speedup_with_decode = row.images_per_s_with_decode / b->second->median_images_per_s(true);
+        if (b->second->measurement != r.measurement && !r.mixed_hardware)
+          row.hardware_note = fmt::format("speed-up against a baseline measured on other hardware ({} vs {})", r.measurement,
+                                          b->second->measurement);
       }
+      if (r.mixed_hardware) row.hardware_note = fmt::format("timings span hardware: measured on {}", r.measurement);
       row.memory_measured = r.memory_measured;
       row.peak_mb = mb(r.peak_bytes);
       row.weights_mb = mb(r.weights_bytes);
@@ -126,7 +130,7 @@ std::string table(const std::vector<ReportRow>& rows, bool markdown) {
              ok ? num(r.latency_p90_ms, 1) : "-", ok ? num(r.latency_with_decode_p50_ms, 1) : "-", ratio(r.speedup),
              ratio(r.speedup_with_decode), mem ? num(r.peak_mb, 1) : "-", ok ? num(r.weights_mb, 1) : "-",
              mem ? num(r.kv_cache_mb, 1) : "-", mem ? num(r.kv_filled_mb, 1) : "-", mem ? num(r.activations_mb, 1) : "-"};
-      status = ok ? "ok" : r.status + (r.error.empty() ? "" : ": " + r.error);
+      status = ok ? (r.hardware_note.empty() ? "ok" : "ok; " + r.hardware_note) : r.status + (r.error.empty() ? "" : ": " + r.error);
     }
     if (any_quality)
       row.insert(row.end(), {num(r.world_fd, 3), num(r.class_accuracy, 3), num(r.world_precision, 3), num(r.world_recall, 3)});
@@ -213,7 +217,7 @@ std::string json(const std::vector<ReportRow>& rows, const std::vector<RunRecord
   }
   j["varbench_rows"] = nlohmann::json::array();
   for (const auto& r : rows)
-    j["varbench_rows"].push_back({{"run", r.run_id}, {"engine", r.engine}, {"params", r.params}, {"status", r.status},
+    j["varbench_rows"].push_back({{"run", r.run_id}, {"engine", r.engine}, {"params", r.params}, {"status", r.status}, {"hardware_note", r.hardware_note},
                                   {"error", r.error}, {"batch_size", r.batch_size}, {"images_per_s", r.images_per_s},
                                   {"images_per_s_with_decode", r.images_per_s_with_decode}, {"latency_p50_ms", r.latency_p50_ms},
                                   {"latency_p90_ms", r.latency_p90_ms}, {"speedup", r.speedup}, {"peak_mb", r.peak_mb},

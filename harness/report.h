@@ -27,6 +27,9 @@ struct ReportRow {
   // The `null` engine's row: its latency is the driver's own overhead per batch; throughput and speed-up
   // of a run that generates nothing are not numbers to print.
   bool driver_overhead = false;
+  // Timings that do not compare as they stand: the run's shards were measured on different hardware, or
+  // its speed-up's baseline was ("" when neither).
+  std::string hardware_note;
 };
 
 // Rows in run order; `baseline` is the engine name the speed-ups refer to (runs are matched on device,

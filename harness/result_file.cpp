@@ -5,6 +5,7 @@
 #include <limits>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "engines/model/generation.h"
 
@@ -50,11 +51,29 @@ std::string partial_dir(const std::string& out) { return out + ".partial"; }
 }  // namespace
 
 RunWriter::RunWriter(std::string path, const RunSpec& spec, int64_t num_images, const ScaleSchedule& schedule,
-                     int64_t image_px, bool store_images)
+                     int64_t image_px, bool store_images, bool resume)
     : path_(std::move(path)) {
+  if (resume) {
+    file_ = std::make_unique<h5::File>(path_, h5::File::Mode::kReadWrite);
+    auto g = file_->root().group("run");
+    resumed_timed_batches_ = g.group("resume").attr_int("timed_batches");
+    samples_ = std::make_unique<SampleWriter>(g, num_images, schedule, image_px, image_px, store_images, SampleWriter::kExisting);
+    return;
+  }
   file_ = std::make_unique<h5::File>(path_, h5::File::Mode::kCreate);
   auto g = file_->root().create_group("run");
   samples_ = std::make_unique<SampleWriter>(g, num_images, schedule, image_px, image_px, store_images);
+}
+
+void RunWriter::checkpoint(const RunRecord& record, int64_t timed_batches, const std::string& measurement) {
+  SignalHold hold;  // a consistent file: never half a checkpoint
+  auto g = group();
+  write_measurements(g, record);
+  auto resume = g.require_group("resume");
+  resume.set_attr("identity_json", record.identity_json);
+  resume.set_attr("timed_batches", timed_batches);
+  resume.set_attr("measurement", measurement);
+  file_->flush();
 }
 
 void RunWriter::close() {
@@ -88,11 +107,33 @@ std::map<std::string, StoredRun> ResultFile::stored_runs() const {
 }
 
 std::unique_ptr<RunWriter> ResultFile::begin_run(const RunSpec& spec, int64_t num_images, const ScaleSchedule& schedule,
-                                                 int64_t image_px, bool store_images) const {
+                                                 int64_t image_px, bool store_images, const std::string& identity_json) const {
   fs::create_directories(partial_dir(path_));
-  const auto partial = fs::path(partial_dir(path_)) / (run_group_name(spec.id) + ".h5");
-  fs::remove(partial);  // a leftover of a killed earlier attempt
-  return std::make_unique<RunWriter>(partial.string(), spec, num_images, schedule, image_px, store_images);
+  const auto partial = (fs::path(partial_dir(path_)) / (run_group_name(spec.id) + ".h5")).string();
+  // An interrupted earlier attempt at this very run (same identity) with saved batches goes on; a file
+  // killed mid-write, of another identity or without a checkpoint starts over.
+  bool resumable = false;
+  if (fs::exists(partial) && h5::is_readable_hdf5(partial)) {
+    try {
+      h5::File f(partial, h5::File::Mode::kReadOnly);
+      const auto root = f.root();
+      if (root.has("run/resume")) {
+        const auto resume = root.group("run/resume");
+        resumable = resume.attr_string("identity_json") == identity_json && resume.attr_int("timed_batches") > 0;
+      }
+    } catch (const std::exception&) {
+      resumable = false;
+    }
+  }
+  if (resumable) {
+    try {
+      return std::make_unique<RunWriter>(partial, spec, num_images, schedule, image_px, store_images, true);
+    } catch (const std::exception&) {
+      // unreadable after all: start over
+    }
+  }
+  fs::remove(partial);
+  return std::make_unique<RunWriter>(partial, spec, num_images, schedule, image_px, store_images);
 }
 
 void write_run_record(const h5::Group& g, const RunRecord& r, const Provenance& provenance) {
@@ -110,10 +151,23 @@ void write_run_record(const h5::Group& g, const RunRecord& r, const Provenance& 
   g.set_attr("dtype", r.spec.dtype);
   g.set_attr("batch_size", r.spec.batch_size);
   g.set_attr("num_images", r.num_images);
+  if (r.segments > 1) {
+    g.set_attr("segments", r.segments);
+    nlohmann::json parts = nlohmann::json::array();
+    for (const auto& m : r.segment_measurements) parts.push_back({{"measurement", m}});
+    g.set_attr("segment_measurement_json", parts.dump());
+    g.set_attr("mixed_hardware", static_cast<int64_t>(r.mixed_hardware));
+  }
   for (const auto& [k, v] : r.spec.swept) g.set_attr("swept_" + k, v);
   for (const auto& [k, v] : r.models) g.set_attr("model_" + k, v);
   if (r.status != "completed") return;
+  if (g.has("resume")) g.remove("resume");  // the run is whole: nothing to resume
+  write_measurements(g, r);
+}
 
+void write_measurements(const h5::Group& g, const RunRecord& r) {
+  for (const char* name : {"timing", "memory", "engine_stats"})
+    if (g.has(name)) g.remove(name);
   auto timing = g.require_group("timing");
   const uint64_t n = r.batch_ms.size();
   timing.write<int64_t>("batch_repetition", r.batch_repetition);
@@ -138,6 +192,7 @@ void write_run_record(const h5::Group& g, const RunRecord& r, const Provenance& 
   memory.set_attr("kv_cache_bytes", r.kv_cache_bytes);
   memory.set_attr("activations_bytes", r.activations_bytes);
   memory.set_attr("peak_rss_bytes", r.peak_rss_bytes);
+  memory.set_attr("resident_at_start_bytes", r.resident_at_start_bytes);
   memory.set_attr("kv_filled_bytes", r.kv_filled_bytes);
   memory.set_attr("peak_phase", r.peak_phase);
   memory.set_attr("phase_kinds", phase_kinds_text());

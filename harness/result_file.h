@@ -20,19 +20,30 @@
 
 namespace varbench {
 
+// A run's partial file. It can be resumed: `checkpoint` saves the timed batches done so far with their
+// measurements (group run/resume: identity_json, timed_batches; and the timing datasets), and a later
+// attempt at the same run with the same identity reopens the file and goes on after them (its samples
+// stay where they were written; later rows are written again, to the same values).
 class RunWriter {
  public:
+  // `resume`: reopen `path` as written by an earlier attempt (begin_run decides); otherwise create it.
   RunWriter(std::string path, const RunSpec& spec, int64_t num_images, const ScaleSchedule& schedule, int64_t image_px,
-            bool store_images);
+            bool store_images, bool resume = false);
   SampleWriter& samples() { return *samples_; }
   const std::string& path() const { return path_; }
   h5::Group group() const { return file_->root().group("run"); }
+  // Timed batches an earlier attempt saved (0 for a new run); their measurements are in group().
+  int64_t resumed_timed_batches() const { return resumed_timed_batches_; }
+  // Saves `record`'s measurements so far as the first `timed_batches` timed batches, with how this
+  // process measures (provenance.h measurement_of), and flushes the file.
+  void checkpoint(const RunRecord& record, int64_t timed_batches, const std::string& measurement);
   void close();  // flushes and closes the partial file
 
  private:
   std::string path_;
   std::unique_ptr<h5::File> file_;
   std::unique_ptr<SampleWriter> samples_;
+  int64_t resumed_timed_batches_ = 0;
 };
 
 // A run already in the result file: its status and the identity it was made with ("" when the varbench
@@ -48,8 +59,10 @@ class ResultFile {
   const std::string& path() const { return path_; }
   // Runs already in the file by run id (none if it does not exist yet).
   std::map<std::string, StoredRun> stored_runs() const;
+  // The run's partial file: an earlier attempt's with the same `identity_json` and saved batches is
+  // resumed (RunWriter::resumed_timed_batches), anything else there is replaced.
   std::unique_ptr<RunWriter> begin_run(const RunSpec& spec, int64_t num_images, const ScaleSchedule& schedule, int64_t image_px,
-                                       bool store_images) const;
+                                       bool store_images, const std::string& identity_json) const;
   // Writes the record into the run's partial file and moves it into the result file.
   void commit(RunWriter& writer, const RunRecord& record, const Provenance& provenance) const;
   // A run that failed before or during generation: status, error, settings, nothing else.
@@ -68,5 +81,7 @@ std::string run_group_name(const std::string& run_id);
 
 // Writes the record's attributes and datasets (timing/, memory/, engine series) into `group`.
 void write_run_record(const h5::Group& group, const RunRecord& record, const Provenance& provenance);
+// Just the measurements (timing/, memory/, engine_stats/), replacing any already in `group`.
+void write_measurements(const h5::Group& group, const RunRecord& record);
 
 }  // namespace varbench

@@ -125,14 +125,26 @@ std::string checkpoint_identity(const ModelSource& source) {
   auto it = cache.known.find(key);
   const uint64_t hash = it != cache.known.end() ? it->second : content_hash(source.checkpoint);
   if (it == cache.known.end()) cache.store(key, hash);
-  return fmt::format("{} ({} bytes, modified {}, mix64 {:016x})", source.checkpoint, size, mtime, hash);
+  return fmt::format("mix64 {:016x} ({} bytes)", hash, size);
 }
 
-RunIdentity run_identity(const Experiment& x, const RunSpec& run, const IdentityContext& c) {
+RunIdentity run_identity(const Experiment& x, const RunSpec& run, const IdentityContext& c, const ModelCatalog& catalog) {
   RunIdentity id;
   id["engine"] = run.engine_name;
   id["engine_type"] = run.engine_type;
-  for (const auto& [k, v] : run.engine_params) id["param." + k] = param_to_string(v);
+  // The engine's parameters with its defaults filled in, and the models it runs; an engine that cannot be
+  // planned (the sweep stops before it runs) falls back on the parameters as written.
+  EngineParams params = run.engine_params;
+  std::vector<std::string> models;
+  try {
+    auto plan = plan_engine(run.engine_type, run.engine_params, catalog);
+    params = std::move(plan.params);
+    models = std::move(plan.models);
+  } catch (const std::exception&) {
+    for (const auto& [k, v] : run.engine_params)
+      if (const auto* name = std::get_if<std::string>(&v)) models.push_back(*name);
+  }
+  for (const auto& [k, v] : params) id["param." + k] = param_to_string(v);
   id["cfg"] = fmt::format("{}", run.sampling.cfg);
   id["top_k"] = join(run.sampling.top_k);
   id["top_p"] = fmt::format("{}", run.sampling.top_p);
@@ -146,21 +158,18 @@ RunIdentity run_identity(const Experiment& x, const RunSpec& run, const Identity
   id["batch_size"] = std::to_string(run.batch_size);
   id["device"] = c.device_override.empty() ? run.device : c.device_override;
   id["dtype"] = run.dtype;
-  id["threads"] = std::to_string(c.threads);
   id["warmup"] = std::to_string(x.warmup_batches);
   id["repetitions"] = std::to_string(x.repetitions);
   id["store_images"] = x.store_images ? "true" : "false";
   id["shard"] = fmt::format("{}/{}", c.shard_index, c.shard_count);
-  // The models the run uses: the engine parameters that name one of the experiment's models (model,
-  // drafter, refiner, draft, target), so that adding a model for a new engine leaves other runs alone.
-  for (const auto& [k, v] : run.engine_params) {
-    const auto* name = std::get_if<std::string>(&v);
-    if (!name) continue;
+  // Models by content: a copy, a fresh clone or node-local staging of the same file is the same model.
+  for (const auto& name : models)
     for (const auto& m : x.models)
-      if (m.name == *name) id["model." + m.name] = checkpoint_identity(m.source(c.random_override));
-  }
+      if (m.name == name) id["model." + m.name] = checkpoint_identity(m.source(c.random_override));
   id["vqvae"] = checkpoint_identity(x.vqvae.source(c.random_override));
   id["varbench_version"] = build_info::kVersion;
+  id["git_revision"] = build_info::kGitRevision;  // "-dirty" when the build had uncommitted changes
+  id["build_type"] = build_info::kBuildType;
   id["libtorch_version"] = TORCH_VERSION;
   return id;
 }

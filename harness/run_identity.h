@@ -1,8 +1,10 @@
 #pragma once
-// A run's identity: every setting that changes what it generates or how it is measured. It is stored with
-// each run (attribute `identity_json`), and a stored run is only reused (resume) or merged (shards) when
-// its identity equals the requested one, so that a result file never holds a run other than the one asked
-// for under its name.
+// A run's identity: every setting that defines what it generates. It is stored with each run (attribute
+// `identity_json`), and a stored run is only reused (resume) or merged (shards) when its identity equals
+// the requested one, so that a result file never holds a run other than the one asked for under its name.
+// What only decides how fast it runs (CPU or GPU model, threads, OpenMP wait policy, host name, a test
+// slowdown) is not in it: those are recorded per run (and per shard by merge) as provenance, so a sweep
+// resumes, and shards merge, across nodes of a cluster; speed tables mark timings that span hardware.
 #include <cstdint>
 #include <map>
 #include <set>
@@ -18,17 +20,18 @@ using RunIdentity = std::map<std::string, std::string>;  // setting -> value, co
 
 struct IdentityContext {
   int64_t shard_index = 0, shard_count = 1;
-  int64_t threads = 0;        // the effective CPU thread count
   bool random_override = false;
   std::string device_override;
 };
 
-// The identity of `run` of `x`: engine and parameters, sampling, seed, rng, images and classes, batch size,
-// device, dtype, threads, warm-up, repetitions, store_images, shard, the sources of the models it uses and
-// of the VQVAE (checkpoint_identity), and the varbench and libtorch versions.
-RunIdentity run_identity(const Experiment& x, const RunSpec& run, const IdentityContext& context);
+// The identity of `run` of `x`: engine and parameters (defaults filled in, planned against `catalog`),
+// sampling, seed, rng, images and classes, batch size, device as requested, dtype, warm-up, repetitions,
+// store_images, shard, the content of the models it uses and of the VQVAE (checkpoint_identity), the
+// varbench version, git revision (with "-dirty"), build type and libtorch version.
+RunIdentity run_identity(const Experiment& x, const RunSpec& run, const IdentityContext& context, const ModelCatalog& catalog);
 
-// "path (N bytes, modified T, mix64 H)" for a checkpoint, "random:<config>:seed=<s>" for random weights.
+// "mix64 H (N bytes)" for a checkpoint (its content: not its path or time), "random:<config>:seed=<s>" for
+// random weights.
 // A checkpoint's content hash is computed once per (path, size, mtime): kept for the process and in
 // ${XDG_CACHE_HOME:-~/.cache}/varbench/checkpoint-hashes.tsv. An absent file is described as absent (the
 // run fails later, naming it).

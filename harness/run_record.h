@@ -40,10 +40,21 @@ struct RunRecord {
   int64_t weights_bytes = 0;  // every module the run keeps resident: its transformers and the VQVAE
   int64_t kv_cache_bytes = 0, kv_filled_bytes = 0, activations_bytes = 0, peak_bytes = 0, peak_rss_bytes = -1;
   int64_t peak_phase = -1;  // index into memory_phases
+  // Device memory live when the run's memory pass began (after the cache was emptied): the models resident
+  // then, which the driver holds to the run's own (harness/driver.cpp); -1 where not tracked.
+  int64_t resident_at_start_bytes = -1;
   std::vector<MemoryPhase> memory_phases;
 
   std::map<std::string, std::string> models;  // model name -> "depth=<d> source=<checkpoint or random:config>"
   std::string identity_json;  // harness/run_identity.h: what resume and merge compare
+  // How its timings were measured (provenance.h measurement_of); a merged run whose shards were measured
+  // on different hardware has mixed_hardware and every shard's measurement, " / "-joined.
+  std::string measurement;
+  bool mixed_hardware = false;
+  // Processes that measured it: 1, or 2 when an interrupted attempt's saved batches were resumed (its
+  // timings then come from two processes, possibly on other hardware).
+  int64_t segments = 1;
+  std::vector<std::string> segment_measurements;  // with segments > 1: each process's measurement_of
   std::map<std::string, std::vector<double>> per_scale;  // engine series summed over the timed batches of rep 0
   std::map<std::string, double> counters;
   // Quality in the toy world's feature space (/runs/<run>/metrics_world: fd, class_accuracy, precision,

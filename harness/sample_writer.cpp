@@ -1,6 +1,7 @@
 #include "harness/sample_writer.h"
 
 #include <numeric>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -9,8 +10,14 @@ namespace varbench {
 std::string schema::token_dataset(int64_t scale) { return fmt::format("scale_{}", scale); }
 
 SampleWriter::SampleWriter(const h5::Group& group, int64_t n, const ScaleSchedule& schedule, int64_t height, int64_t width,
-                           bool store_images)
+                           bool store_images, Datasets datasets)
     : group_(group.clone()), num_images_(n), schedule_(schedule), store_images_(store_images) {
+  if (datasets == kExisting) {
+    const auto dims = group_.dataset(schema::kLabels).dims();
+    if (dims.size() != 1 || dims[0] != static_cast<uint64_t>(n) || store_images != group_.has(schema::kImages))
+      throw std::runtime_error(fmt::format("{}: the partial run's datasets do not match the run ({} images)", group_.file(), n));
+    return;
+  }
   const uint64_t N = static_cast<uint64_t>(n);
   const uint64_t chunk_rows = std::max<uint64_t>(1, std::min<uint64_t>(N, 1024));
   group_.create_dataset<int64_t>(schema::kLabels, {N}, {chunk_rows});

@@ -14,8 +14,9 @@ namespace varbench {
 
 class SampleWriter {
  public:
+  enum Datasets { kCreate, kExisting /* a resumed partial file's, already made */ };
   SampleWriter(const h5::Group& group, int64_t num_images, const ScaleSchedule& schedule, int64_t image_height,
-               int64_t image_width, bool store_images);
+               int64_t image_width, bool store_images, Datasets datasets = kCreate);
   // Rows [first, first + B): tokens one [B, side^2] tensor per sampled scale (missing scales hold -1);
   // images uint8 [B,H,W,3] (ignored when not stored); image_index the global index of each row.
   void write_batch(int64_t first, const std::vector<int64_t>& labels, const std::vector<int64_t>& index_in_class,

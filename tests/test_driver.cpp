@@ -381,7 +381,7 @@ TEST(Resume, AnEditedExperimentStopsBeforeAnyWorkNamingTheRunAndWhatDiffers) {
   EXPECT_EQ(f.root().group("runs/large").dataset("labels").dims(), (std::vector<uint64_t>{1}));
 }
 
-TEST(Resume, SettingsOutsideTheFileCountTooAndAnUnchangedRunIsReused) {
+TEST(Resume, SettingsOutsideTheFileCountTooButHowTheMachineMeasuresDoesNot) {
   const auto dir = temp_dir("resume_settings");
   const auto toml = write(dir, experiment(kTwoEngines));
   const auto run = [&](const std::string& args) { return run_varbench("run " + toml + " --out " + dir + "/r.h5 " + args); };
@@ -389,11 +389,90 @@ TEST(Resume, SettingsOutsideTheFileCountTooAndAnUnchangedRunIsReused) {
   const auto same = run("--threads 2");
   ASSERT_EQ(same.exit_code, 0) << same.output;
   EXPECT_NE(same.output.find("0 runs done now, 3 already completed"), std::string::npos) << same.output;
-  // Another thread count is another measurement of every run.
+  // Another thread count (a requeue onto another node type) measures differently but generates the same
+  // runs: they are reused, and each run keeps the provenance of the process that measured it.
   const auto threads = run("--threads 1");
-  EXPECT_NE(threads.exit_code, 0);
-  EXPECT_NE(threads.output.find("run 'large' was made with threads 2 -> 1"), std::string::npos) << threads.output;
-  EXPECT_NE(threads.output.find("run 'code,draft_steps=6' was made with threads 2 -> 1"), std::string::npos) << threads.output;
+  ASSERT_EQ(threads.exit_code, 0) << threads.output;
+  EXPECT_NE(threads.output.find("0 runs done now, 3 already completed"), std::string::npos) << threads.output;
+  // The device asked for on the command line defines the runs.
+  const auto device = run("--device auto");
+  EXPECT_NE(device.exit_code, 0);
+  EXPECT_NE(device.output.find("run 'large' was made with device cpu -> auto"), std::string::npos) << device.output;
+  EXPECT_NE(device.output.find("run 'code,draft_steps=6' was made with device cpu -> auto"), std::string::npos) << device.output;
+}
+
+TEST(Resume, AnEngineDefaultWrittenOutIsTheSameRunAndABuildOfAnotherTypeIsNot) {
+  const auto dir = temp_dir("resume_defaults");
+  const std::string speculative = "[[engines]]\nname = \"large\"\ntype = \"single\"\nmodel = \"large\"\n"
+                                  "[[engines]]\nname = \"spec\"\ntype = \"speculative\"\ndraft = \"small\"\ntarget = \"large\"\n";
+  const auto out = " --out " + dir + "/r.h5 --threads 2";
+  ASSERT_EQ(run_varbench("run " + write(dir, experiment(speculative)) + out + " --quiet").exit_code, 0);
+  const auto identity = stored_identity(dir + "/r.h5", "spec");
+  for (const char* key : {"\"param.lookahead\":\"1\"", "\"param.acceptance\":\"exact\"", "\"git_revision\":", "\"build_type\":"})
+    EXPECT_NE(identity.find(key), std::string::npos) << key << " in " << identity;
+  EXPECT_EQ(identity.find("threads"), std::string::npos) << identity;
+  const auto explicit_default = run_varbench("run " + write(dir, experiment(speculative + "lookahead = 1\n")) + out);
+  ASSERT_EQ(explicit_default.exit_code, 0) << explicit_default.output;
+  EXPECT_NE(explicit_default.output.find("0 runs done now, 2 already completed"), std::string::npos) << explicit_default.output;
+  const auto other = run_varbench("run " + write(dir, experiment(speculative + "lookahead = 2\n")) + out);
+  EXPECT_NE(other.output.find("run 'spec' was made with param.lookahead 1 -> 2"), std::string::npos) << other.output;
+  // A Debug build's run is not a Release build's (its speed, and possibly its numerics, differ).
+  {
+    h5::File f(dir + "/r.h5", h5::File::Mode::kReadWrite);
+    auto g = f.root().group("runs/spec");
+    auto stored = nlohmann::json::parse(g.attr_string("identity_json"));
+    ASSERT_EQ(stored["build_type"], "Release");
+    stored["build_type"] = "Debug";
+    g.set_attr("identity_json", stored.dump());
+  }
+  const auto debug = run_varbench("run " + write(dir, experiment(speculative)) + out);
+  EXPECT_NE(debug.exit_code, 0);
+  EXPECT_NE(debug.output.find("run 'spec' was made with build_type Debug -> Release"), std::string::npos) << debug.output;
+}
+
+// Checkpoints are identified by content: a copy elsewhere (a fresh clone, node-local staging) is the same
+// model, an edited file is not.
+TEST(Resume, ACopiedCheckpointResumesAndAnEditedOneDoesNot) {
+  const auto dir = temp_dir("resume_copied");
+  for (const char* node : {"a", "b"}) {
+    std::filesystem::create_directories(dir + "/" + node);
+    for (const char* file : {"var-small.safetensors", "vqvae.safetensors"})
+      std::filesystem::copy_file(testing::source_path(std::string("models/toy-world/") + file), dir + "/" + node + "/" + file);
+  }
+  auto toml = [&](const std::string& node) {
+    return write(dir, R"(
+[experiment]
+name = "copied"
+images = 1
+warmup = 0
+repetitions = 1
+[models.small]
+checkpoint = ")" + dir + "/" + node + R"(/var-small.safetensors"
+[vqvae]
+checkpoint = ")" + dir + "/" + node + R"(/vqvae.safetensors"
+[[engines]]
+name = "small"
+type = "single"
+model = "small"
+)");
+  };
+  const auto out = " --out " + dir + "/r.h5 --threads 2";
+  ASSERT_EQ(run_varbench("run " + toml("a") + out + " --quiet").exit_code, 0);
+  const auto copy = run_varbench("run " + toml("b") + out);
+  ASSERT_EQ(copy.exit_code, 0) << copy.output;
+  EXPECT_NE(copy.output.find("0 runs done now, 1 already completed"), std::string::npos) << copy.output;
+  {  // one byte of the copy changed (a float's lowest mantissa byte near the end of the data)
+    std::fstream f(dir + "/b/var-small.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-8, std::ios::end);
+    char c = 0;
+    f.read(&c, 1);
+    c ^= 1;
+    f.seekp(-8, std::ios::end);
+    f.write(&c, 1);
+  }
+  const auto edited = run_varbench("run " + toml("b") + out);
+  EXPECT_NE(edited.exit_code, 0);
+  EXPECT_NE(edited.output.find("run 'small' was made with model.small mix64 "), std::string::npos) << edited.output;
 }
 
 TEST(Resume, RerunReplacesOneRunAndRunsNoLongerAskedForAreNamedNotTabled) {

@@ -114,21 +114,71 @@ TEST(ShardedSweep, AShardNeverResumesAnotherShardsRunAndMergeRefusesShardsOfOthe
   EXPECT_NE(other.exit_code, 0) << other.output;
   EXPECT_NE(other.output.find("run 'large' was made with shard 0/2 -> 1/2"), std::string::npos) << other.output;
   EXPECT_NE(other.output.find("nothing was run"), std::string::npos) << other.output;
-  // Shard 1 made with another thread count: its run is another measurement, and merge names the setting.
-  ASSERT_EQ(run("--shard 1/2 --threads 1 --fresh --quiet").exit_code, 0);
+  // Shard 1 made with another requested device: another run, and merge names the setting.
+  ASSERT_EQ(run("--shard 1/2 --threads 2 --device auto --fresh --quiet").exit_code, 0);
   const auto merge = run_varbench(fmt::format("merge {0}/m.h5 {0}/s.shard-0-of-2.h5 {0}/s.shard-1-of-2.h5", dir));
   EXPECT_NE(merge.exit_code, 0) << merge.output;
   EXPECT_NE(merge.output.find("run 'large' was made with other settings in " + dir + "/s.shard-1-of-2.h5 than in " + dir +
-                              "/s.shard-0-of-2.h5: threads 2 -> 1"),
+                              "/s.shard-0-of-2.h5: device cpu -> auto"),
             std::string::npos)
       << merge.output;
   EXPECT_FALSE(std::filesystem::exists(dir + "/m.h5"));
-  // The same thread count: they merge, and the merged run says it is merged (no shard resumes into it).
+  // The same settings: they merge, and the merged run says it is merged (no shard resumes into it).
   ASSERT_EQ(run("--shard 1/2 --threads 2 --fresh --quiet").exit_code, 0);
   const auto ok = run_varbench(fmt::format("merge {0}/m.h5 {0}/s.shard-0-of-2.h5 {0}/s.shard-1-of-2.h5", dir));
   ASSERT_EQ(ok.exit_code, 0) << ok.output;
   h5::File m(dir + "/m.h5", h5::File::Mode::kReadOnly);
   EXPECT_NE(m.root().group("runs/large").attr_string("identity_json").find("\"shard\":\"merged from 2 shards\""), std::string::npos);
+  EXPECT_EQ(m.root().group("runs/large").attr_int("mixed_hardware"), 0);
+}
+
+// Two "nodes": each its own copy of the checkpoints under the same relative path (node-local staging) and
+// its own thread count. The shards merge (what they generated is the same run), and the merged run and
+// every speed table say that its timings span hardware.
+TEST(ShardedSweep, ShardsFromNodesWithOtherThreadsAndCheckpointCopiesMergeAndSayTheirTimingsSpanHardware) {
+  const auto dir = testing::temp_dir("shard_nodes");
+  const std::string toml = R"(
+[experiment]
+name = "nodes"
+images = 4
+batch_size = 2
+warmup = 0
+repetitions = 1
+baseline = "small"
+[models.small]
+checkpoint = "ckpt/var-small.safetensors"
+[vqvae]
+checkpoint = "ckpt/vqvae.safetensors"
+[[engines]]
+name = "small"
+type = "single"
+model = "small"
+)";
+  std::ofstream(dir + "/exp.toml") << toml;
+  for (const char* node : {"node-a", "node-b"}) {
+    std::filesystem::create_directories(dir + "/" + node + "/ckpt");
+    for (const char* file : {"var-small.safetensors", "vqvae.safetensors"})
+      std::filesystem::copy_file(testing::source_path(std::string("models/toy-world/") + file), dir + "/" + node + "/ckpt/" + file);
+  }
+  auto shard = [&](const char* node, int index, int threads) {
+    return testing::run_command(fmt::format("cd {0}/{1} && {2} run {0}/exp.toml --out {0}/n.h5 --shard {3}/2 --threads {4} --quiet",
+                                            dir, node, VARBENCH_BINARY, index, threads));
+  };
+  ASSERT_EQ(shard("node-a", 0, 1).exit_code, 0);
+  ASSERT_EQ(shard("node-b", 1, 2).exit_code, 0);
+  const auto merge = run_varbench(fmt::format("merge {0}/m.h5 {0}/n.shard-0-of-2.h5 {0}/n.shard-1-of-2.h5", dir));
+  ASSERT_EQ(merge.exit_code, 0) << merge.output;
+  {
+    h5::File m(dir + "/m.h5", h5::File::Mode::kReadOnly);
+    const auto g = m.root().group("runs/small");
+    EXPECT_EQ(g.attr_int("mixed_hardware"), 1);
+    const auto shards = g.attr_string("shard_measurement_json");
+    EXPECT_NE(shards.find("| 1 threads |"), std::string::npos) << shards;
+    EXPECT_NE(shards.find("| 2 threads |"), std::string::npos) << shards;
+    EXPECT_NE(shards.find("\"hostname\""), std::string::npos) << shards;
+  }
+  const auto report = run_varbench(fmt::format("report {0}/m.h5 --out {0}/figures", dir));
+  EXPECT_NE(report.output.find("ok; timings span hardware: measured on "), std::string::npos) << report.output;
 }
 
 TEST(ShardedSweep, AShardWithoutABatchCompletesEmptyAndMerges) {

@@ -4,6 +4,8 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,7 +17,21 @@ bool cuda_available();  // ... and a device is present
 std::string cuda_version();   // the CUDA version libtorch was built with ("13.0"); "" on CPU builds
 std::string cudnn_version();  // the cuDNN version libtorch was built with ("9.24.0"); "" without cuDNN
 // "cpu" | "cuda" | "cuda:N" | "auto" (cuda when available). Throws on unknown names or absent CUDA.
+// "cuda" and "auto" take the GPU of this process's rank on its node (cuda_index_for_process); "cuda:N" is N.
 torch::Device resolve(const std::string& name);
+
+// The CUDA device index of a process among `device_count` visible ones. Under torchrun (LOCAL_RANK) or
+// srun (SLURM_LOCALID) it is the process's rank on its node, so that 8 ranks on a node use 8 GPUs rather
+// than all landing on GPU 0; LOCAL_RANK wins (torchrun inside an srun task). One visible device is taken
+// whatever the rank: the scheduler bound the task to it (CUDA_VISIBLE_DEVICES). A rank beyond the visible
+// devices is an error naming both. `source` says where the index came from ("LOCAL_RANK=3", or "" for 0
+// without a launcher). `getenv` is injectable for tests; the logic needs no GPU.
+struct ProcessDevice {
+  int64_t index = 0;
+  std::string source;
+};
+ProcessDevice cuda_index_for_process(int64_t device_count,
+                                     const std::function<const char*(const char*)>& getenv = [](const char* n) { return std::getenv(n); });
 std::string name(torch::Device device);  // the CPU model or the GPU's name
 void synchronize(torch::Device device);
 

@@ -1,6 +1,9 @@
 // Parts of the device layer that are the same in both builds.
 #include <chrono>
 #include <fstream>
+#include <stdexcept>
+
+#include <fmt/format.h>
 
 #include "harness/device/device.h"
 
@@ -33,5 +36,25 @@ class SteadyClockTimeline : public Timeline {
 };
 
 std::unique_ptr<Timeline> make_cpu_timeline() { return std::make_unique<SteadyClockTimeline>(); }
+
+ProcessDevice cuda_index_for_process(int64_t device_count, const std::function<const char*(const char*)>& getenv) {
+  ProcessDevice d;
+  for (const char* variable : {"LOCAL_RANK", "SLURM_LOCALID"}) {
+    const char* value = getenv(variable);
+    if (!value || !*value) continue;
+    char* end = nullptr;
+    const long long rank = std::strtoll(value, &end, 10);
+    if (*end != '\0' || rank < 0) throw std::runtime_error(fmt::format("{}='{}' is not a local rank (an integer >= 0)", variable, value));
+    d.source = fmt::format("{}={}", variable, value);
+    if (rank < device_count) d.index = rank;
+    else if (device_count == 1) d.index = 0;  // the scheduler bound this task to one GPU
+    else
+      throw std::runtime_error(fmt::format("{} but only {} CUDA devices are visible: give the device explicitly (cuda:N), or "
+                                           "launch at most one rank per GPU",
+                                           d.source, device_count));
+    return d;
+  }
+  return d;
+}
 
 }  // namespace varbench::device

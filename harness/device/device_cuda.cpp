@@ -35,14 +35,18 @@ std::string cudnn_version() {
 }
 
 torch::Device resolve(const std::string& name) {
-  if (name == "auto") return cuda_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  const auto rank_device = [] {
+    const auto count = static_cast<int64_t>(torch::cuda::device_count());
+    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(cuda_index_for_process(count).index));
+  };
+  if (name == "auto") return cuda_available() ? rank_device() : torch::Device(torch::kCPU);
   if (name == "cpu") return torch::kCPU;
   if (name.rfind("cuda", 0) == 0) {
     if (!cuda_available()) throw std::runtime_error(fmt::format("device '{}': no CUDA device is available", name));
     torch::Device d(name);
     if (d.has_index() && d.index() >= static_cast<int>(torch::cuda::device_count()))
       throw std::runtime_error(fmt::format("device '{}': only {} CUDA devices", name, torch::cuda::device_count()));
-    return d.has_index() ? d : torch::Device(torch::kCUDA, 0);
+    return d.has_index() ? d : rank_device();  // an explicit cuda:N wins over the rank
   }
   throw std::runtime_error(fmt::format("unknown device '{}' (cpu, cuda, cuda:N, auto)", name));
 }
