@@ -1,6 +1,7 @@
 // varbench run EXPERIMENT.toml: every run of an experiment file, measured by the driver, recorded in one
 // HDF5 file, summarised in a table.
 #include <filesystem>
+#include <optional>
 #include <thread>
 #include <iostream>
 
@@ -12,6 +13,7 @@
 #include "harness/driver.h"
 #include "harness/experiment.h"
 #include "harness/experiment_check.h"
+#include "harness/memory_plan.h"
 #include "harness/provenance.h"
 #include "harness/report.h"
 #include "harness/sharding.h"
@@ -24,6 +26,7 @@ namespace {
 struct RunOptions {
   std::string experiment, out, format = "md", device, shard;
   bool random_init = false, fresh = false, quiet = false, dry_run = false;
+  double memory_capacity_gb = 0;  // 0: the CUDA device's own, where one is visible
   std::vector<std::string> rerun;
   int threads = -1;
 };
@@ -37,6 +40,14 @@ std::string context_json(const Provenance& p, const std::string& experiment) {
                    {"device_name", p.device_name},     {"threads", p.threads}, {"openmp_wait_policy", p.openmp_wait_policy}, {"test_slowdown", p.test_slowdown},
                    {"experiment", experiment}};
   return j.dump();
+}
+
+// The device memory the runs are planned against: --memory-capacity-gb, else the first CUDA device's own.
+std::optional<int64_t> memory_capacity(const RunOptions& o, const Experiment& x) {
+  if (o.memory_capacity_gb > 0) return static_cast<int64_t>(o.memory_capacity_gb * 1024.0 * 1024.0 * 1024.0);
+  for (const auto& r : x.runs)
+    if (auto c = device_capacity_bytes(o.device.empty() ? r.device : o.device)) return c;
+  return std::nullopt;
 }
 
 int run_command(const RunOptions& o) {
@@ -62,12 +73,26 @@ int run_command(const RunOptions& o) {
       std::cout << fmt::format("  {:>3} {}  [{} {} batch {}] {}\n", r.index, r.id, o.device.empty() ? r.device : o.device, r.dtype,
                                r.batch_size, r.settings_json());
     const auto problems = experiment_problems(x, CheckOptions{o.random_init, o.device});
+    {
+      const auto plan = plan_memory(x, o.random_init, o.device);
+      const auto capacity = memory_capacity(o, x);
+      std::cout << "\nmemory plan (estimates: harness/memory_plan.h)\n" << format_memory_plan(plan, capacity);
+      if (capacity)
+        for (const auto& over : runs_over_capacity(plan, *capacity)) std::cout << "does not fit: " << over << "\n";
+    }
     if (!problems.empty())
       std::cout << fmt::format("{} problem{} (`varbench run` would stop before its first run):\n  {}\n", problems.size(),
                                problems.size() > 1 ? "s" : "", fmt::join(problems, "\n  "));
     return problems.empty() ? 0 : 1;
   }
   check_experiment(x, CheckOptions{o.random_init, o.device});  // before the result file is touched
+  // A run that cannot fit on its device is refused before the sweep, naming estimate and capacity.
+  if (const auto capacity = memory_capacity(o, x)) {
+    const auto over = runs_over_capacity(plan_memory(x, o.random_init, o.device), *capacity);
+    if (!over.empty())
+      throw std::runtime_error(fmt::format("{}: {} (memory plan: `varbench run {} --dry-run`; nothing was run)", o.experiment,
+                                           fmt::join(over, "; "), o.experiment));
+  }
   install_stop_signals();  // SIGTERM/SIGUSR1: finish the batch, save the run's progress, exit
   DriverOptions d;
   d.random_override = o.random_init;
@@ -147,7 +172,10 @@ void register_run_command(CLI::App& app, CommandAction& action) {
   cmd->add_option("--threads", o->threads, "CPU threads (0 = all cores; default: the experiment's)");
   cmd->add_flag("--fresh", o->fresh, "Rerun every run the result file already holds");
   cmd->add_option("--rerun", o->rerun, "Rerun this run (by name) even where the result file holds it; repeatable");
-  cmd->add_flag("--dry-run", o->dry_run, "List the runs with their settings and exit");
+  cmd->add_flag("--dry-run", o->dry_run, "List the runs with their settings, problems and memory plan, and exit");
+  cmd->add_option("--memory-capacity-gb", o->memory_capacity_gb,
+                  "Device memory (GiB) to plan every run against; a run estimated above it is refused before the sweep "
+                  "(default: the CUDA device's own, where one is visible)");
   cmd->add_flag("--quiet", o->quiet, "No progress or summary on stderr");
   cmd->callback([o, &action] { action = [o] { return run_command(*o); }; });
 }

@@ -76,6 +76,11 @@ def load_runs(paths):
                          batch=int(attr(g, "batch_size", 0)), device=attr(g, "device", ""), dtype=attr(g, "dtype", ""),
                          index=int(attr(g, "run_index", 0)), baseline=baseline)
                 r["params"] = {k[6:]: attr(g, k) for k in g.attrs if k.startswith("param_")}
+                r["device_name"] = attr(g, "device_name", "")
+                try:
+                    r["identity"] = json.loads(attr(g, "identity_json", "{}"))
+                except json.JSONDecodeError:
+                    r["identity"] = {}
                 r["models"] = {k[6:]: attr(g, k) for k in g.attrs if k.startswith("model_")}
                 if r["status"] == "completed" and "timing" in g:
                     t = g["timing"]
@@ -194,44 +199,80 @@ def save(fig, out, name, formats, manifest, panels):
     manifest[name] = dict(files=files, panels=panels)
 
 
+def output_key(r):
+    """What defines a run's output (so that a speed run and a quality run of it pair up across files): the
+    engine type and its parameters with every model replaced by its content (run identity `model.*`),
+    and the sampling settings. Batch size, seed, RNG mode, device and dtype are left out: they change the
+    samples drawn or how fast, not what is sampled from. None for runs without an identity."""
+    ident = r.get("identity") or {}
+    if "engine_type" not in ident:
+        return None
+    contents = {k[len("model."):]: v for k, v in ident.items() if k.startswith("model.")}
+    params = tuple(sorted((k, contents.get(v, v)) for k, v in ident.items() if k.startswith("param.")))
+    return (ident["engine_type"], params) + tuple(ident.get(k) for k in ("cfg", "top_k", "top_p", "temperature", "more_smooth"))
+
+
 def fig1(runs, out, formats, manifest, notes):
     """Speed-up against FID (Inception) where runs were scored with it; otherwise against FD in the toy
-    world's feature space (runs of the trained toy world, scored by `varbench run` or `score --features world`)."""
-    inception = [r for r in runs if r.get("metrics", {}).get("fid") is not None and "batch_ms" in r]
-    world = [r for r in runs if r.get("world", {}).get("fd") is not None and "batch_ms" in r]
+    world's feature space. Each quality run takes its speed-up from the timed runs of the same output
+    (output_key) in any of the files given, e.g. Table 1's batch-64 speed file beside the batch-1 FID file;
+    a quality run with no such partner uses its own timings. Points are grouped by the speed run's batch
+    size and device, one curve each (batch sizes are never mixed in a curve), and the paper's Table 1
+    markers (batch 64) are drawn only beside a batch-64 group."""
+    inception = [r for r in runs if r.get("metrics", {}).get("fid") is not None]
+    world = [r for r in runs if r.get("world", {}).get("fd") is not None]
     if not inception and not world:
         notes.append("fig1_speedup_vs_fid: no run has an FID or a world FD (run varbench score first)")
         return
     scored, key, name, label = ((inception, "metrics", "fid", "FID (lower is better)") if inception else
                                 (world, "world", "fd", "FD in the toy world's feature space (lower is better)"))
     sp = speedups(runs)
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    code = []
-    for r in scored:
-        s = sp.get((r["id"], r["file"]))
-        if s is None:
-            continue
-        x = float(r[key][name])
-        colour = "C1" if r["type"] == "collaborative" else "C0"
-        ax.scatter(x, s, color=colour)
-        ax.annotate(r["id"], (x, s), fontsize=7)
-        if r["type"] == "collaborative":
-            code.append((int(r["params"].get("draft_steps", 0)), x, s))
-    if len(code) > 1:  # CoDe's trade-off curve over the draft steps N
-        code.sort()
-        ax.plot([c[1] for c in code], [c[2] for c in code], color="C1", alpha=0.5, label="CoDe, N = " + ", ".join(str(c[0]) for c in code))
-    matched = {table1_row(r) for r in scored} & set(PAPER_TABLE1) if inception else set()
+    timed_by_output = {}
+    for t in runs:
+        if (t["id"], t["file"]) in sp and output_key(t) is not None:
+            timed_by_output.setdefault(output_key(t), []).append(t)
+    groups = {}  # (batch, device name) -> points
+    for q in scored:
+        partners = [t for t in timed_by_output.get(output_key(q), []) if t is not q] if output_key(q) else []
+        if not partners and (q["id"], q["file"]) in sp:
+            partners = [q]
+        for t in partners:
+            groups.setdefault((t["batch"], t["device_name"] or t["device"]), []).append(dict(
+                run=q["id"], quality_file=q["file"], speed_run=t["id"], speed_file=t["file"], batch=t["batch"],
+                device=t["device_name"] or t["device"], speedup=sp[t["id"], t["file"]], quality=float(q[key][name]),
+                collaborative=q["type"] == "collaborative", draft_steps=int(q["params"].get("draft_steps", 0) or 0),
+                table1_row=table1_row(q)))
+    if not groups:
+        notes.append("fig1_speedup_vs_fid: no scored run has timings, in its own file or another one given")
+        return
+    fig, ax = plt.subplots(figsize=(6.5, 4.8))
+    markers = "os^Dv<>p"
+    points = []
+    for g, ((batch, device), pts) in enumerate(sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1]))):
+        tag = f"batch {batch}, {device}"
+        colour = f"C{g % 10}"
+        ax.scatter([p["quality"] for p in pts], [p["speedup"] for p in pts], color=colour, marker=markers[g % len(markers)],
+                   label=tag)
+        for p in pts:
+            ax.annotate(p["run"], (p["quality"], p["speedup"]), fontsize=6, color=colour)
+        code = sorted((p["draft_steps"], p["quality"], p["speedup"]) for p in pts if p["collaborative"])
+        if len(code) > 1:  # CoDe's trade-off curve over N, within one batch size and device
+            ax.plot([c[1] for c in code], [c[2] for c in code], color=colour, alpha=0.5)
+        points += pts
+    matched = {p["table1_row"] for p in points if p["batch"] == 64} & set(PAPER_TABLE1) if inception else set()
     paper = [(v["fid"], v["images_per_s"] / PAPER_TABLE1["VAR-d30"]["images_per_s"], k) for k, v in PAPER_TABLE1.items() if k in matched]
     if paper:
-        ax.scatter([p[0] for p in paper], [p[1] for p in paper], marker="x", color="C3", label="paper (Table 1)")
+        ax.scatter([p[0] for p in paper], [p[1] for p in paper], marker="x", color="C3", label="paper (Table 1: batch 64, L20)")
         for x, y, k in paper:
             ax.annotate(k, (x, y), fontsize=7, color="C3")
-    if paper or len(code) > 1:
-        ax.legend(fontsize=7)
+    ax.legend(fontsize=7)
     ax.set_xlabel(label)
-    ax.set_ylabel("speed-up over the baseline")
+    ax.set_ylabel("speed-up over the baseline (same batch and device)")
     ax.set_title("Speed-up against FID" if inception else "Speed-up against FD (toy world)")
-    save(fig, out, "fig1_speedup_vs_fid" if inception else "fig1_speedup_vs_fd_world", formats, manifest, [ax.get_title()])
+    name_out = "fig1_speedup_vs_fid" if inception else "fig1_speedup_vs_fd_world"
+    save(fig, out, name_out, formats, manifest, [ax.get_title()])
+    manifest[name_out]["points"] = [{k: v for k, v in p.items() if k not in ("collaborative", "draft_steps")} for p in points]
+    manifest[name_out]["paper_markers"] = sorted(k for _, _, k in paper)
 
 
 def fig5b(runs, out, formats, manifest, notes):
@@ -411,6 +452,11 @@ def tables(runs):
     table1 = "\n".join(lines) + "\n"
     lines = ["| N | run | FID (measured) | FID (paper, training-free) | FD (toy world) | class accuracy (toy world) |",
              "|---|---|---|---|---|---|"]
+    for r in runs:  # the baseline first (the drafter alone: what CoDe's quality is compared with)
+        if r["type"] == "single" and r["engine"] == r["baseline"] and r["status"] == "completed":
+            world = r.get("world", {})
+            lines.append(f"| baseline | {r['id']} | {fmt(r.get('metrics', {}).get('fid'), '.2f')} | - | "
+                         f"{fmt(world.get('fd'), '.3f')} | {fmt(world.get('class_accuracy'), '.3f')} |")
     for r in runs:
         if r["type"] != "collaborative" or r["status"] != "completed":
             continue

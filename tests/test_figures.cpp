@@ -3,6 +3,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+
+#include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
 
@@ -82,6 +85,73 @@ target = "large"
   std::ifstream t6(dir + "/figs/table6.md");
   std::string table6((std::istreambuf_iterator<char>(t6)), std::istreambuf_iterator<char>());
   EXPECT_NE(table6.find("| 6 | code,batch_size=2 | 31.50 |"), std::string::npos) << table6;
+}
+
+// Fig. 1 as the paper draws it: the speed-ups come from a speed file (batch 2 and 4 here, as Table 1's
+// batch 64) and the FIDs from a quality file (batch 1, reference RNG, as the FID protocol); runs pair by
+// what defines their output (engine, parameters, models by content, sampling), each batch size is its own
+// group, and the quality file's own batch-1 timings are not mixed in.
+TEST(Figures, FigureOneTakesSpeedFromTheSpeedFileAndQualityFromTheQualityFile) {
+  const auto dir = testing::temp_dir("figures_paired");
+  auto experiment = [](const std::string& name, const std::string& batches, const std::string& extra) {
+    return R"(
+[experiment]
+name = ")" + name + R"("
+images = 4
+batch_size = )" + batches + R"(
+warmup = 0
+repetitions = 1
+baseline = "large"
+)" + extra + R"(
+[models.large]
+random_init = "tiny-d3"
+[models.small]
+random_init = "tiny-d2"
+[vqvae]
+random_init = "vqvae-ch32"
+[[engines]]
+name = "large"
+type = "single"
+model = "large"
+[[engines]]
+name = "code"
+type = "collaborative"
+drafter = "large"
+refiner = "small"
+draft_steps = [4, 6]
+)";
+  };
+  std::ofstream(dir + "/speed.toml") << experiment("speed", "[2, 4]", "");
+  std::ofstream(dir + "/quality.toml") << experiment("quality", "1", "rng = \"reference\"\nstore_images = true");
+  for (const char* name : {"speed", "quality"}) {
+    const auto r = testing::run_varbench(fmt::format("run {0}/{1}.toml --out {0}/{1}.h5 --threads 2 --quiet", dir, name));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  const auto inject = testing::run_command(std::string(VARBENCH_PYTHON) + " -c \"import h5py\n"
+                                           "f = h5py.File('" + dir + "/quality.h5', 'r+')\n"
+                                           "for run, fid in (('large', 30.0), ('code,draft_steps=4', 33.0), ('code,draft_steps=6', 31.5)):\n"
+                                           "    f['runs'][run].require_group('metrics').attrs['fid'] = fid\n\"");
+  ASSERT_EQ(inject.exit_code, 0) << inject.output;
+  const auto report = testing::run_varbench(fmt::format("report {0}/speed.h5 {0}/quality.h5 --out {0}/figs", dir));
+  ASSERT_EQ(report.exit_code, 0) << report.output;
+  std::ifstream in(dir + "/figs/figures.json");
+  const auto fig1 = nlohmann::json::parse(in)["figures"]["fig1_speedup_vs_fid"];
+  ASSERT_EQ(fig1["points"].size(), 6u) << fig1.dump(2);  // 3 scored runs x 2 batch sizes
+  std::map<int64_t, int> per_batch;
+  for (const auto& p : fig1["points"]) {
+    EXPECT_EQ(p["quality_file"], dir + "/quality.h5") << p.dump();
+    EXPECT_EQ(p["speed_file"], dir + "/speed.h5") << p.dump();
+    per_batch[p["batch"].get<int64_t>()]++;
+    const std::string run = p["run"], speed_run = p["speed_run"];
+    // "code,draft_steps=4" pairs with "code,batch_size=B,draft_steps=4", "large" with "large,batch_size=B".
+    const auto comma = run.find(',');
+    const auto expected = run.substr(0, comma) + ",batch_size=" + std::to_string(p["batch"].get<int64_t>()) +
+                          (comma == std::string::npos ? "" : run.substr(comma));
+    EXPECT_EQ(speed_run, expected);
+    if (run == "large") EXPECT_DOUBLE_EQ(p["speedup"].get<double>(), 1.0);
+  }
+  EXPECT_EQ(per_batch, (std::map<int64_t, int>{{2, 3}, {4, 3}}));
+  EXPECT_TRUE(fig1["paper_markers"].empty()) << "no batch-64 group: the paper's batch-64 markers are not comparable";
 }
 
 }  // namespace

@@ -56,5 +56,6 @@ struct AllocatorStats {
 void reset_peak_stats(torch::Device device);
 AllocatorStats allocator_stats(torch::Device device);
 void empty_cache(torch::Device device);
+int64_t total_memory_bytes(torch::Device device);  // a CUDA device's memory; 0 for the CPU
 
 }  // namespace varbench::device

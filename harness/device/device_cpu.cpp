@@ -28,5 +28,6 @@ std::unique_ptr<Timeline> make_timeline(torch::Device) { return make_cpu_timelin
 void reset_peak_stats(torch::Device) {}
 AllocatorStats allocator_stats(torch::Device) { return {}; }
 void empty_cache(torch::Device) {}
+int64_t total_memory_bytes(torch::Device) { return 0; }
 
 }  // namespace varbench::device

@@ -51,6 +51,11 @@ torch::Device resolve(const std::string& name) {
   throw std::runtime_error(fmt::format("unknown device '{}' (cpu, cuda, cuda:N, auto)", name));
 }
 
+int64_t total_memory_bytes(torch::Device d) {
+  if (!d.is_cuda()) return 0;
+  return static_cast<int64_t>(at::cuda::getDeviceProperties(d.index())->totalGlobalMem);
+}
+
 std::string name(torch::Device d) {
   if (!d.is_cuda()) return cpu_model_name();
   return at::cuda::getDeviceProperties(d.index())->name;
