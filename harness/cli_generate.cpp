@@ -46,8 +46,8 @@ int run_generate(const GenerateOptions& o) {
   const int threads = configure_threads(o.threads);
   const auto device = device::resolve(o.device);
   const auto precision = parse_precision(o.dtype);
-  if (device.is_cpu() && precision != Precision::kFloat32)
-    throw std::runtime_error(fmt::format("--dtype {}: CPU runs are fp32 (low precision is for CUDA)", o.dtype));
+  if (device.is_cpu() && !cpu_supports(precision))
+    throw std::runtime_error(fmt::format("--dtype {}: CPU runs are fp32 or bf16-autocast (the other low precisions are for CUDA)", o.dtype));
   const auto policy = PrecisionPolicy::of(precision);
 
   SamplingSettings sampling;
@@ -122,7 +122,7 @@ int run_generate(const GenerateOptions& o) {
     auto state = generate_single(var, vqvae, request, policy);
     torch::Tensor images;
     {
-      compat::AutocastGuard autocast(policy.autocast, policy.autocast_dtype);
+      compat::AutocastGuard autocast(policy.autocast && !device.is_cpu(), policy.autocast_dtype);  // fp32 decode on the CPU (driver.cpp)
       images = images_to_uint8(vqvae->decode(state.f_hat));
     }
     std::vector<int64_t> seeds(B, static_cast<int64_t>(request.seed));

@@ -106,8 +106,8 @@ LoadedGroup open_group(const Experiment& x, const std::string& device_name, cons
   g.dtype = dtype;
   g.device = device::resolve(device_name);
   const auto precision = parse_precision(dtype);
-  if (g.device.is_cpu() && precision != Precision::kFloat32)
-    throw std::runtime_error(fmt::format("dtype {} on cpu: CPU runs are fp32", dtype));
+  if (g.device.is_cpu() && !cpu_supports(precision))
+    throw std::runtime_error(fmt::format("dtype {} on cpu: CPU runs are fp32 or bf16-autocast", dtype));
   g.models.policy = PrecisionPolicy::of(precision);
   try {
     auto v = load_vqvae(x.vqvae.source(random_override));
@@ -256,7 +256,9 @@ void execute_run(const Experiment& x, const RunSpec& run, LoadedGroup& group, En
     return r;
   };
   auto decode = [&](const BatchResult& res) {
-    compat::AutocastGuard autocast(models.policy.autocast, models.policy.autocast_dtype);
+    // The VQVAE decodes under the run's autocast on CUDA; on the CPU in fp32 (libtorch 1.13's CPU autocast
+    // has no fp32 policy for group_norm, whose bf16 input then meets fp32 weights).
+    compat::AutocastGuard autocast(models.policy.autocast && !device.is_cpu(), models.policy.autocast_dtype);
     return res.decodable ? models.vqvae->decode(res.state.f_hat) : torch::Tensor();
   };
 

@@ -92,8 +92,8 @@ std::vector<std::string> experiment_problems(const Experiment& x, const CheckOpt
                            x.path, device, run.id);
       if (said.insert("device " + device).second) problems.push_back(p);
     }
-    if (device == "cpu" && run.dtype != "fp32") {
-      auto p = fmt::format("{}: dtype = '{}' on device 'cpu': CPU runs are fp32 (run '{}')", x.path, run.dtype, run.id);
+    if (device == "cpu" && run.dtype != "fp32" && run.dtype != "bf16-autocast") {
+      auto p = fmt::format("{}: dtype = '{}' on device 'cpu': CPU runs are fp32 or bf16-autocast (run '{}')", x.path, run.dtype, run.id);
       if (said.insert(fmt::format("dtype {} {}", device, run.dtype)).second) problems.push_back(p);
     }
     try {

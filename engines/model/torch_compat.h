@@ -77,18 +77,32 @@ inline std::string attention_backend(torch::Device device, torch::ScalarType dty
 // Scoped CUDA fp16/bf16 autocast, as `torch.autocast('cuda', dtype)` in the official samplers.
 class AutocastGuard {
  public:
-  AutocastGuard(bool enabled, torch::ScalarType dtype) : enabled_(enabled) {
+  // CUDA autocast to `dtype`; with bf16 also the CPU's (CPU autocast supports bf16 in every libtorch here),
+  // so that `bf16-autocast` runs on either device without the guard knowing which one.
+  AutocastGuard(bool enabled, torch::ScalarType dtype) : enabled_(enabled), cpu_(enabled && dtype == torch::kBFloat16) {
     if (!enabled_) return;
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
     previous_enabled_ = at::autocast::is_autocast_enabled(at::kCUDA);
     previous_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
     at::autocast::set_autocast_enabled(at::kCUDA, true);
     at::autocast::set_autocast_dtype(at::kCUDA, dtype);
+    if (cpu_) {
+      previous_cpu_enabled_ = at::autocast::is_autocast_enabled(at::kCPU);
+      previous_cpu_dtype_ = at::autocast::get_autocast_dtype(at::kCPU);
+      at::autocast::set_autocast_enabled(at::kCPU, true);
+      at::autocast::set_autocast_dtype(at::kCPU, dtype);
+    }
 #else
     previous_enabled_ = at::autocast::is_enabled();
     previous_dtype_ = at::autocast::get_autocast_gpu_dtype();
     at::autocast::set_enabled(true);
     at::autocast::set_autocast_gpu_dtype(dtype);
+    if (cpu_) {
+      previous_cpu_enabled_ = at::autocast::is_cpu_enabled();
+      previous_cpu_dtype_ = at::autocast::get_autocast_cpu_dtype();
+      at::autocast::set_cpu_enabled(true);
+      at::autocast::set_autocast_cpu_dtype(dtype);
+    }
 #endif
     at::autocast::increment_nesting();
   }
@@ -98,18 +112,26 @@ class AutocastGuard {
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
     at::autocast::set_autocast_enabled(at::kCUDA, previous_enabled_);
     at::autocast::set_autocast_dtype(at::kCUDA, previous_dtype_);
+    if (cpu_) {
+      at::autocast::set_autocast_enabled(at::kCPU, previous_cpu_enabled_);
+      at::autocast::set_autocast_dtype(at::kCPU, previous_cpu_dtype_);
+    }
 #else
     at::autocast::set_enabled(previous_enabled_);
     at::autocast::set_autocast_gpu_dtype(previous_dtype_);
+    if (cpu_) {
+      at::autocast::set_cpu_enabled(previous_cpu_enabled_);
+      at::autocast::set_autocast_cpu_dtype(previous_cpu_dtype_);
+    }
 #endif
   }
   AutocastGuard(const AutocastGuard&) = delete;
   AutocastGuard& operator=(const AutocastGuard&) = delete;
 
  private:
-  bool enabled_;
-  bool previous_enabled_ = false;
-  torch::ScalarType previous_dtype_ = torch::kHalf;
+  bool enabled_, cpu_;
+  bool previous_enabled_ = false, previous_cpu_enabled_ = false;
+  torch::ScalarType previous_dtype_ = torch::kHalf, previous_cpu_dtype_ = torch::kBFloat16;
 };
 
 // A c10::Allocator whose subclasses implement `allocate_bytes` only: libtorch 2.3 made allocate()

@@ -130,7 +130,7 @@ TEST_F(Cuda, ASmallSweepThroughEveryEngineCompletes) {
 [experiment]
 name = "cuda-sweep"
 device = "cuda"
-dtype = ["fp32", "fp16-autocast", "bf16"]
+dtype = ["fp32", "fp16-autocast", "bf16-autocast", "bf16"]
 images = 4
 batch_size = 2
 warmup = 1
@@ -188,7 +188,7 @@ model = "large"
   h5::File f(dir + "/r.h5", h5::File::Mode::kReadOnly);
   const auto runs = f.root().group("runs");
   const auto names = runs.children();
-  EXPECT_EQ(names.size(), 21u) << "7 engines x 3 dtypes";
+  EXPECT_EQ(names.size(), 28u) << "7 engines x 4 dtypes";
   for (const auto& name : names) {
     const auto run = runs.group(name);
     EXPECT_EQ(run.attr_string("status"), "completed") << name;
