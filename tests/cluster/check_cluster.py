@@ -36,9 +36,10 @@ SHARDS = 4
 # to the unsharded pass's up to the order of the additions. (At the default batch size the per-image float32
 # features of a 3-image shard and of the 12-image file differed by 6e-7 relative, and the FID by 1.4e-8.)
 RELATIVE_STATS = 1e-12
-# Into the first attempt of shard task 1, inside its first `varbench run` (measured here: the signal at 2.5 s
-# landed in the second run, at 1.5 s in the first; varbench catches SIGTERM from ~0.1 s after it starts).
-PREEMPT_AFTER_S = 1.5
+# Shard task 1 is preempted in its first attempt once its first run has begun (its partial file exists):
+# inside `varbench run` whatever the machine's load (a fixed delay landed in the first run at 1.5 s and in
+# the second at 2.5 s here, and could land before varbench starts on a loaded machine).
+PREEMPT_WHEN = "results/shards/rehearsal/rehearsal.shard-1-of-4.h5.partial"
 RELATIVE_FID = 1e-9
 
 # Two runs (one model, and CoDe over two models), the FID protocol's batch 1 and reference RNG; 12 images,
@@ -179,10 +180,10 @@ def main():
     claim(not glob.glob(os.path.join(env["FAKE_SLURM_STATE"], "job-*.json")), "no job was submitted by a refused submission")
 
     print("\n== Slurm: scripts/slurm/fid50k.sbatch through the sbatch stand-in", flush=True)
-    # Task 1 is preempted PREEMPT_AFTER_S seconds into its first attempt (SIGTERM to all its processes, as
-    # Slurm does) and requeued (the script asks for --requeue): it must resume and still give the same files.
+    # Task 1 is preempted in its first attempt (SIGTERM to all its processes, as Slurm does; PREEMPT_WHEN)
+    # and requeued (the script asks for --requeue): it must resume and still give the same files.
     env = dict(base_env, FAKE_SLURM_STATE=os.path.join(work, "slurm"), VARBENCH=varbench, REF=ref, INCEPTION=inception,
-               SCORE_DEVICE="cpu", SCORE_ARGS=" ".join(score_args), FAKE_SLURM_PREEMPT=f"1@{PREEMPT_AFTER_S}")
+               SCORE_DEVICE="cpu", SCORE_ARGS=" ".join(score_args), FAKE_SLURM_PREEMPT=f"1@{PREEMPT_WHEN}")
     sh([SBATCH_SCRIPT, experiment, str(SHARDS)], work, env)
     r = sh(["fake-slurm-wait", "900"], work, env, expect=None)
     for log in sorted(glob.glob(os.path.join(work, "results", "slurm", "*.out"))):
