@@ -200,6 +200,8 @@ void execute_run(const Experiment& x, const RunSpec& run, LoadedGroup& group, En
   // An interrupted earlier attempt saved its first timed batches: their measurements are taken back, and
   // the loop below goes on after them (warm-up and the memory pass run again: this process is cold).
   const int64_t resumed_batches = writer->resumed_timed_batches();
+  // How this process measures (device, threads, wait policy): saved with every checkpoint, compared on resume.
+  const auto measurement = measurement_of(collect_provenance(device, models.policy.compute_dtype()));
   if (resumed_batches > 0) {
     auto saved = read_run_record(writer->path(), writer->group(), run.id);
     rec.batch_repetition = std::move(saved.batch_repetition);
@@ -222,8 +224,7 @@ void execute_run(const Experiment& x, const RunSpec& run, LoadedGroup& group, En
     // The saved batches were measured by another process, perhaps on another node: both are recorded, and
     // the run says when they differ.
     const auto resume = writer->group().group("resume");
-    rec.segment_measurements = {resume.has_attr("measurement") ? resume.attr_string("measurement") : "?",
-                                measurement_of(collect_provenance(device, models.policy.compute_dtype()))};
+    rec.segment_measurements = {resume.has_attr("measurement") ? resume.attr_string("measurement") : "?", measurement};
     rec.mixed_hardware = rec.segment_measurements[0] != rec.segment_measurements[1];
     std::cerr << fmt::format("\nvarbench run: run '{}' resumes after its timed batch {} of {} (saved by an "
                                                     "interrupted earlier attempt in {})\n",
@@ -348,7 +349,7 @@ void execute_run(const Experiment& x, const RunSpec& run, LoadedGroup& group, En
       batch_finished();
       const int stop = stop_signal_received.load();
       if (stop != 0 || std::chrono::steady_clock::now() - last_checkpoint > std::chrono::duration<double>(kCheckpointSeconds)) {
-        writer->checkpoint(rec, timed_row, measurement_of(collect_provenance(device, models.policy.compute_dtype())));
+        writer->checkpoint(rec, timed_row, measurement);
         last_checkpoint = std::chrono::steady_clock::now();
       }
       if (stop != 0)
@@ -580,113 +581,111 @@ std::vector<RunRecord> read_run_records(const std::string& path) {
 }
 
 RunRecord read_run_record(const std::string& path, const h5::Group& g, const std::string& name) {
-  {
-    RunRecord r;
-    auto str = [&](const char* a, const std::string& fallback = "") { return g.has_attr(a) ? g.attr_string(a) : fallback; };
-    r.spec.id = str("run_id", name);
-    r.spec.index = g.has_attr("run_index") ? g.attr_int("run_index") : 0;
-    r.spec.engine_name = str("engine");
-    r.spec.engine_type = str("engine_type", r.spec.engine_name);
-    r.spec.device = str("device");
-    r.spec.dtype = str("dtype");
-    r.spec.batch_size = g.has_attr("batch_size") ? g.attr_int("batch_size") : 0;
-    r.status = str("status", "running");
-    r.error = str("error");
-    r.num_images = g.has_attr("num_images") ? g.attr_int("num_images") : 0;
-    r.measurement = measurement_of(g);
-    r.mixed_hardware = g.has_attr("mixed_hardware") && g.attr_int("mixed_hardware") != 0;
-    for (const char* parts : {"shard_measurement_json", "segment_measurement_json"})
-      if (r.mixed_hardware && g.has_attr(parts)) {
-        std::set<std::string> distinct;
-        for (const auto& part : nlohmann::json::parse(g.attr_string(parts))) distinct.insert(part.value("measurement", "?"));
-        r.measurement = fmt::format("{}", fmt::join(distinct, " / "));
-      }
-    for (const auto& attr : g.attr_names()) {
-      if (attr.rfind("model_", 0) == 0) r.models[attr.substr(6)] = g.attr_string(attr);
-      if (attr.rfind("swept_", 0) == 0) r.spec.swept[attr.substr(6)] = g.attr_string(attr);
-      if (attr.rfind("param_", 0) == 0) r.spec.engine_params[attr.substr(6)] = g.attr_string(attr);
+  RunRecord r;
+  auto str = [&](const char* a, const std::string& fallback = "") { return g.has_attr(a) ? g.attr_string(a) : fallback; };
+  r.spec.id = str("run_id", name);
+  r.spec.index = g.has_attr("run_index") ? g.attr_int("run_index") : 0;
+  r.spec.engine_name = str("engine");
+  r.spec.engine_type = str("engine_type", r.spec.engine_name);
+  r.spec.device = str("device");
+  r.spec.dtype = str("dtype");
+  r.spec.batch_size = g.has_attr("batch_size") ? g.attr_int("batch_size") : 0;
+  r.status = str("status", "running");
+  r.error = str("error");
+  r.num_images = g.has_attr("num_images") ? g.attr_int("num_images") : 0;
+  r.measurement = measurement_of(g);
+  r.mixed_hardware = g.has_attr("mixed_hardware") && g.attr_int("mixed_hardware") != 0;
+  for (const char* parts : {"shard_measurement_json", "segment_measurement_json"})
+    if (r.mixed_hardware && g.has_attr(parts)) {
+      std::set<std::string> distinct;
+      for (const auto& part : nlohmann::json::parse(g.attr_string(parts))) distinct.insert(part.value("measurement", "?"));
+      r.measurement = fmt::format("{}", fmt::join(distinct, " / "));
     }
-    if (g.has("timing")) {
-      auto t = g.group("timing");
-      auto column = [&](const char* name, H5T_class_t type_class, uint64_t rank) { return checked_column(path, t, name, type_class, rank); };
-      r.batch_repetition = column("batch_repetition", H5T_INTEGER, 1).read<int64_t>();
-      r.batch_images = column("batch_images", H5T_INTEGER, 1).read<int64_t>();
-      r.batch_ms = column("batch_ms", H5T_FLOAT, 1).read<double>();
-      r.batch_with_decode_ms = column("batch_with_decode_ms", H5T_FLOAT, 1).read<double>();
-      auto sd = column("scale_ms", H5T_FLOAT, 2);
-      const auto dims = sd.dims();
-      const auto flat = sd.read<double>();
-      r.num_scales = static_cast<int64_t>(dims[1]);
-      for (uint64_t i = 0; i < dims[0]; ++i) r.scale_ms.emplace_back(flat.begin() + i * dims[1], flat.begin() + (i + 1) * dims[1]);
-      const size_t batches = r.batch_repetition.size();
-      check_rows(path, t, "batch_repetition", batches,
-                 {{"batch_images", r.batch_images.size()}, {"batch_ms", r.batch_ms.size()},
-                  {"batch_with_decode_ms", r.batch_with_decode_ms.size()}, {"scale_ms", r.scale_ms.size()}});
-      if (t.has("phase_kind")) {  // files of varbench before phases have none
-        r.phase_batch = column("phase_batch", H5T_INTEGER, 1).read<int64_t>();
-        r.phase_kind = column("phase_kind", H5T_INTEGER, 1).read<int64_t>();
-        r.phase_first_scale = column("phase_first_scale", H5T_INTEGER, 1).read<int64_t>();
-        r.phase_last_scale = column("phase_last_scale", H5T_INTEGER, 1).read<int64_t>();
-        r.phase_ms = column("phase_ms", H5T_FLOAT, 1).read<double>();
-        const size_t phases = r.phase_kind.size();
-        check_rows(path, t, "phase_kind", phases,
-                   {{"phase_batch", r.phase_batch.size()}, {"phase_first_scale", r.phase_first_scale.size()},
-                    {"phase_last_scale", r.phase_last_scale.size()}, {"phase_ms", r.phase_ms.size()}});
-        for (size_t i = 0; i < phases; ++i)
-          if (r.phase_batch[i] < 0 || r.phase_batch[i] >= static_cast<int64_t>(batches) || r.phase_kind[i] < 0 ||
-              r.phase_kind[i] >= kNumPhases)
-            throw std::runtime_error(fmt::format("{}: {}: phase row {} names batch {} or kind {} that does not exist: the file is damaged",
-                                                 path, t.path(), i, r.phase_batch[i], r.phase_kind[i]));
-      }
-      for (size_t i = 0; i < batches; ++i)
-        if (r.batch_repetition[i] < 0 || r.batch_images[i] < 0)
-          throw std::runtime_error(fmt::format("{}: {}: negative repetition or image count in row {}: the file is damaged", path,
-                                               t.path(), i));
-    }
-    if (g.has("memory")) {
-      auto m = g.group("memory");
-      r.memory_measured = m.attr_int("measured") != 0;
-      r.peak_bytes = m.attr_int("peak_bytes");
-      r.weights_bytes = m.attr_int("weights_bytes");
-      r.kv_cache_bytes = m.attr_int("kv_cache_bytes");
-      r.activations_bytes = m.attr_int("activations_bytes");
-      r.peak_rss_bytes = m.attr_int("peak_rss_bytes");
-      if (m.has_attr("kv_filled_bytes")) r.kv_filled_bytes = m.attr_int("kv_filled_bytes");
-      if (m.has_attr("peak_phase")) r.peak_phase = m.attr_int("peak_phase");
-      if (m.has_attr("resident_at_start_bytes")) r.resident_at_start_bytes = m.attr_int("resident_at_start_bytes");
-      if (m.has("phase_kind")) {
-        std::vector<std::vector<int64_t>> cols;
-        for (const char* name : {"phase_kind", "phase_first_scale", "phase_last_scale", "phase_allocated_bytes",
-                                 "phase_kv_allocated_bytes", "phase_kv_filled_bytes"}) {
-          cols.push_back(checked_column(path, m, name, H5T_INTEGER, 1).read<int64_t>());
-          check_rows(path, m, "phase_kind", cols.front().size(), {{name, cols.back().size()}});
-        }
-        for (size_t i = 0; i < cols[0].size(); ++i)
-          r.memory_phases.push_back({cols[0][i], cols[1][i], cols[2][i], cols[3][i], cols[4][i], cols[5][i]});
-        if (r.peak_phase >= static_cast<int64_t>(r.memory_phases.size()))
-          throw std::runtime_error(fmt::format("{}: {}: peak_phase {} of {} phases: the file is damaged", path, m.path(), r.peak_phase,
-                                               r.memory_phases.size()));
-      }
-    }
-    if (g.has("engine_stats")) {
-      auto e = g.group("engine_stats");
-      for (const auto& child : e.children()) {
-        auto ds = e.dataset(child);
-        r.per_scale[child] = ds.read<double>();
-        if (ds.dims().size() != 1 || (r.num_scales > 0 && static_cast<int64_t>(r.per_scale[child].size()) != r.num_scales))
-          throw std::runtime_error(fmt::format("{}: {}: expected one value per scale ({}): the file is damaged", path, ds.path(),
-                                               r.num_scales));
-      }
-      for (const auto& attr : e.attr_names()) r.counters[attr] = e.attr_double(attr);
-    }
-    if (g.has("metrics_world")) {
-      auto m = g.group("metrics_world");
-      for (const char* key : {"fd", "class_accuracy", "precision", "recall", "kid", "kid_std"})
-        if (m.has_attr(key)) r.world_quality[key] = m.attr_double(key);
-    }
-    if (g.has_attr("segments")) r.segments = g.attr_int("segments");
-    return r;
+  for (const auto& attr : g.attr_names()) {
+    if (attr.rfind("model_", 0) == 0) r.models[attr.substr(6)] = g.attr_string(attr);
+    if (attr.rfind("swept_", 0) == 0) r.spec.swept[attr.substr(6)] = g.attr_string(attr);
+    if (attr.rfind("param_", 0) == 0) r.spec.engine_params[attr.substr(6)] = g.attr_string(attr);
   }
+  if (g.has("timing")) {
+    auto t = g.group("timing");
+    auto column = [&](const char* name, H5T_class_t type_class, uint64_t rank) { return checked_column(path, t, name, type_class, rank); };
+    r.batch_repetition = column("batch_repetition", H5T_INTEGER, 1).read<int64_t>();
+    r.batch_images = column("batch_images", H5T_INTEGER, 1).read<int64_t>();
+    r.batch_ms = column("batch_ms", H5T_FLOAT, 1).read<double>();
+    r.batch_with_decode_ms = column("batch_with_decode_ms", H5T_FLOAT, 1).read<double>();
+    auto sd = column("scale_ms", H5T_FLOAT, 2);
+    const auto dims = sd.dims();
+    const auto flat = sd.read<double>();
+    r.num_scales = static_cast<int64_t>(dims[1]);
+    for (uint64_t i = 0; i < dims[0]; ++i) r.scale_ms.emplace_back(flat.begin() + i * dims[1], flat.begin() + (i + 1) * dims[1]);
+    const size_t batches = r.batch_repetition.size();
+    check_rows(path, t, "batch_repetition", batches,
+               {{"batch_images", r.batch_images.size()}, {"batch_ms", r.batch_ms.size()},
+                {"batch_with_decode_ms", r.batch_with_decode_ms.size()}, {"scale_ms", r.scale_ms.size()}});
+    if (t.has("phase_kind")) {  // files of varbench before phases have none
+      r.phase_batch = column("phase_batch", H5T_INTEGER, 1).read<int64_t>();
+      r.phase_kind = column("phase_kind", H5T_INTEGER, 1).read<int64_t>();
+      r.phase_first_scale = column("phase_first_scale", H5T_INTEGER, 1).read<int64_t>();
+      r.phase_last_scale = column("phase_last_scale", H5T_INTEGER, 1).read<int64_t>();
+      r.phase_ms = column("phase_ms", H5T_FLOAT, 1).read<double>();
+      const size_t phases = r.phase_kind.size();
+      check_rows(path, t, "phase_kind", phases,
+                 {{"phase_batch", r.phase_batch.size()}, {"phase_first_scale", r.phase_first_scale.size()},
+                  {"phase_last_scale", r.phase_last_scale.size()}, {"phase_ms", r.phase_ms.size()}});
+      for (size_t i = 0; i < phases; ++i)
+        if (r.phase_batch[i] < 0 || r.phase_batch[i] >= static_cast<int64_t>(batches) || r.phase_kind[i] < 0 ||
+            r.phase_kind[i] >= kNumPhases)
+          throw std::runtime_error(fmt::format("{}: {}: phase row {} names batch {} or kind {} that does not exist: the file is damaged",
+                                               path, t.path(), i, r.phase_batch[i], r.phase_kind[i]));
+    }
+    for (size_t i = 0; i < batches; ++i)
+      if (r.batch_repetition[i] < 0 || r.batch_images[i] < 0)
+        throw std::runtime_error(fmt::format("{}: {}: negative repetition or image count in row {}: the file is damaged", path,
+                                             t.path(), i));
+  }
+  if (g.has("memory")) {
+    auto m = g.group("memory");
+    r.memory_measured = m.attr_int("measured") != 0;
+    r.peak_bytes = m.attr_int("peak_bytes");
+    r.weights_bytes = m.attr_int("weights_bytes");
+    r.kv_cache_bytes = m.attr_int("kv_cache_bytes");
+    r.activations_bytes = m.attr_int("activations_bytes");
+    r.peak_rss_bytes = m.attr_int("peak_rss_bytes");
+    if (m.has_attr("kv_filled_bytes")) r.kv_filled_bytes = m.attr_int("kv_filled_bytes");
+    if (m.has_attr("peak_phase")) r.peak_phase = m.attr_int("peak_phase");
+    if (m.has_attr("resident_at_start_bytes")) r.resident_at_start_bytes = m.attr_int("resident_at_start_bytes");
+    if (m.has("phase_kind")) {
+      std::vector<std::vector<int64_t>> cols;
+      for (const char* name : {"phase_kind", "phase_first_scale", "phase_last_scale", "phase_allocated_bytes",
+                               "phase_kv_allocated_bytes", "phase_kv_filled_bytes"}) {
+        cols.push_back(checked_column(path, m, name, H5T_INTEGER, 1).read<int64_t>());
+        check_rows(path, m, "phase_kind", cols.front().size(), {{name, cols.back().size()}});
+      }
+      for (size_t i = 0; i < cols[0].size(); ++i)
+        r.memory_phases.push_back({cols[0][i], cols[1][i], cols[2][i], cols[3][i], cols[4][i], cols[5][i]});
+      if (r.peak_phase >= static_cast<int64_t>(r.memory_phases.size()))
+        throw std::runtime_error(fmt::format("{}: {}: peak_phase {} of {} phases: the file is damaged", path, m.path(), r.peak_phase,
+                                             r.memory_phases.size()));
+    }
+  }
+  if (g.has("engine_stats")) {
+    auto e = g.group("engine_stats");
+    for (const auto& child : e.children()) {
+      auto ds = e.dataset(child);
+      r.per_scale[child] = ds.read<double>();
+      if (ds.dims().size() != 1 || (r.num_scales > 0 && static_cast<int64_t>(r.per_scale[child].size()) != r.num_scales))
+        throw std::runtime_error(fmt::format("{}: {}: expected one value per scale ({}): the file is damaged", path, ds.path(),
+                                             r.num_scales));
+    }
+    for (const auto& attr : e.attr_names()) r.counters[attr] = e.attr_double(attr);
+  }
+  if (g.has("metrics_world")) {
+    auto m = g.group("metrics_world");
+    for (const char* key : {"fd", "class_accuracy", "precision", "recall", "kid", "kid_std"})
+      if (m.has_attr(key)) r.world_quality[key] = m.attr_double(key);
+  }
+  if (g.has_attr("segments")) r.segments = g.attr_int("segments");
+  return r;
 }
 
 }  // namespace varbench

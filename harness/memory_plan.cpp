@@ -72,12 +72,9 @@ int64_t vqvae_parameter_bytes(const VqvaeArch& arch) {
 // Whether the attention on `device` holds the full score matrix (the explicit formula, or SDPA's math
 // kernel); a CUDA device not visible here is assumed to run SDPA's fused kernels, which do not.
 bool scores_materialised(const std::string& device, torch::ScalarType dtype) {
-  if (device.rfind("cuda", 0) == 0 || device == "auto") {
-    if (!device::cuda_available()) return false;
-    const auto backend = compat::attention_backend(device::resolve(device), dtype);
-    return backend.rfind("explicit", 0) == 0 || backend.find("cached step: math") != std::string::npos;
-  }
-  const auto backend = compat::attention_backend(torch::kCPU, dtype);
+  const bool cuda = device.rfind("cuda", 0) == 0 || device == "auto";
+  if (cuda && !device::cuda_available()) return false;
+  const auto backend = compat::attention_backend(cuda ? device::resolve(device) : torch::Device(torch::kCPU), dtype);
   return backend.rfind("explicit", 0) == 0 || backend.find("cached step: math") != std::string::npos;
 }
 
