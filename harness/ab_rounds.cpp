@@ -55,11 +55,17 @@ AbFiles run_ab_rounds(const AbPlan& plan, std::ostream& progress) {
       const std::string out = fmt::format("{}/{}-round-{}.h5", plan.out_dir, side, r);
       const std::string log = fmt::format("{}/{}-round-{}.log", plan.out_dir, side, r);
       progress << fmt::format("varbench compare --ab: round {}/{}: {} ({})\n", r + 1, plan.rounds, side, binary) << std::flush;
+      // An earlier invocation's files of this round go first (result, log, and a killed run's progress,
+      // which would otherwise be resumed): a side that fails before any work must not leave the round an
+      // old file to judge. The lock stays: a concurrent comparison into the same folder is refused, not raced.
+      for (const auto& stale : {out, log}) fs::remove(stale);
+      fs::remove_all(out + ".partial");
       const int code = run_logged({binary, "run", plan.experiment, "--out", out, "--fresh", "--quiet"}, log);
-      // Exit 1 with a result file: some runs failed and the file says which; anything else is fatal.
+      // Exit 1 with a result file it wrote now: some runs failed and the file says which; anything else
+      // (no file, another code, a signal) is fatal.
       if (code != 0 && !(code == 1 && fs::exists(out)))
-        throw std::runtime_error(fmt::format("{} ({} executable) exited with {} in round {}; its output is in {}", binary,
-                                             side, code, r + 1, log));
+        throw std::runtime_error(fmt::format("{} side ({}) exited with {} in round {} of {}{}; its output is in {}", side, binary,
+                                             code, r + 1, plan.rounds, code == 1 ? " without writing a result file" : "", log));
       (base ? files.base : files.candidate).push_back(out);
     }
   }

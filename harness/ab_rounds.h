@@ -20,9 +20,10 @@ struct AbFiles {
   std::vector<std::string> base, candidate;  // one result file per round
 };
 
-// Runs the rounds; a side whose run exits with an error other than failed runs (exit code 1: the file
-// records them, and the comparison reports them) stops everything with a one-line error naming the
-// executable, round and log.
+// Runs the rounds. Each round's result file and log are removed before its side runs, so a round only
+// ever judges what that side wrote then. A side that exits with an error other than failed runs (exit
+// code 1 with a result file: the file records them, and the comparison reports them) stops everything
+// with a one-line error naming the side, executable, round and log.
 AbFiles run_ab_rounds(const AbPlan& plan, std::ostream& progress);
 
 }  // namespace varbench

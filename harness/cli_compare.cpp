@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "harness/ab_rounds.h"
 #include "harness/commands.h"
@@ -21,10 +22,15 @@ struct CompareOptions {
   int rounds = 12;
 };
 
+// The runs each file's experiment asks for (runs of an earlier version of it are left out, and named).
 std::vector<RunRecord> records_of(const std::vector<std::string>& files) {
   std::vector<RunRecord> all;
   for (const auto& f : files) {
-    auto r = read_run_records(f);
+    std::vector<std::string> others;
+    auto r = read_requested_run_records(f, &others);
+    if (!others.empty())
+      std::cerr << fmt::format("varbench compare: {}: left out {} run{} its experiment does not ask for: {}\n", f, others.size(),
+                               others.size() > 1 ? "s" : "", fmt::join(others, ", "));
     all.insert(all.end(), std::make_move_iterator(r.begin()), std::make_move_iterator(r.end()));
   }
   return all;
@@ -38,7 +44,7 @@ int compare_command(const CompareOptions& o) {
       throw std::runtime_error(fmt::format("compare takes BASELINE.h5 CURRENT.h5 ({} given), or --ab BASE_BIN CANDIDATE_BIN "
                                            "EXPERIMENT.toml",
                                            o.inputs.size()));
-    const auto c = compare_runs(read_run_records(o.inputs[0]), read_run_records(o.inputs[1]), tolerance, o.alpha, o.with_decode);
+    const auto c = compare_runs(records_of({o.inputs[0]}), records_of({o.inputs[1]}), tolerance, o.alpha, o.with_decode);
     std::cout << format_comparison(c, tolerance, o.alpha);
     return c.regressions > 0 ? 1 : 0;
   }

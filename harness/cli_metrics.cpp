@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "harness/commands.h"
+#include "harness/run_identity.h"
 #include "harness/device/device.h"
 #include "harness/error_text.h"
 #include "formats/file_lock.h"
@@ -252,7 +253,12 @@ metrics::ExtractedFeatures run_features(const h5::Group& run, const std::string&
   const auto cache_path = "feature_stats/" + metrics::profile_name(s.profile);
   auto images = run.dataset(schema::kImages);
   const int64_t n = static_cast<int64_t>(images.rows());
-  if (!o.recompute && run.has(cache_path + "/pool3/features") && run.has(cache_path + "/logits/features") &&
+  // The cache is of the network that made it: with --inception given, a cache of other weights (by
+  // content; or of unrecorded weights) is extracted again. Without --inception the cache is what there is.
+  const auto weights_identity = o.inception.empty() ? std::string() : file_identity(o.inception);
+  const bool same_network = o.inception.empty() || (run.has(cache_path) && run.group(cache_path).has_attr("inception_identity") &&
+                                                    run.group(cache_path).attr_string("inception_identity") == weights_identity);
+  if (!o.recompute && same_network && run.has(cache_path + "/pool3/features") && run.has(cache_path + "/logits/features") &&
       run.has(cache_path + "/spatial/sum") && run.group(cache_path + "/pool3").attr_int("n") == n)
     return metrics::read_feature_cache(run.group(cache_path), s.profile);
   metrics::ExtractOptions eo;
@@ -261,6 +267,7 @@ metrics::ExtractedFeatures run_features(const h5::Group& run, const std::string&
   auto source = metrics::open_hdf5_images(std::move(images), file);
   auto f = metrics::extract_features(net.get(label), *source, eo, progress_bar("features " + label));
   metrics::write_feature_cache(run.require_group(cache_path), f);
+  run.group(cache_path).set_attr("inception_identity", file_identity(o.inception));
   return f;
 }
 

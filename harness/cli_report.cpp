@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "harness/commands.h"
 #include "harness/driver.h"
@@ -35,8 +36,13 @@ int report_command(const ReportOptions& o) {
       if (f.root().has_attr("experiment_toml"))
         baseline = parse_experiment(f.root().attr_string("experiment_toml"), path).baseline;
     }
-    const auto records = read_run_records(path);
+    std::vector<std::string> others;
+    const auto records = read_requested_run_records(path, &others);
     std::cout << "## " << path << "\n\n" << format_report(report_rows(records, baseline), parse_report_format(o.format), records) << "\n";
+    if (!others.empty())
+      std::cout << fmt::format("Not in the table: {} run{} of an earlier version of the experiment ({}); `varbench run --fresh` "
+                               "removes them.\n\n",
+                               others.size(), others.size() > 1 ? "s" : "", fmt::join(others, ", "));
   }
   if (o.no_figures) return 0;
   const char* python = std::getenv("VARBENCH_PYTHON");

@@ -134,9 +134,12 @@ int run_command(const RunOptions& o) {
   for (auto& r : std::filesystem::exists(out) ? read_run_records(out) : outcome.records)
     if (requested.count(r.spec.id)) records.push_back(std::move(r));
   if (!outcome.stale.empty())
-    std::cerr << fmt::format("varbench run: {} also holds {} run{} this experiment does not ask for (not in the table; "
-                             "`varbench report` shows them): {}\n",
+    std::cerr << fmt::format("varbench run: {} also holds {} run{} this experiment does not ask for (kept, but left out of "
+                             "tables, comparisons and merges; --fresh removes them): {}\n",
                              out, outcome.stale.size(), outcome.stale.size() > 1 ? "s" : "", fmt::join(outcome.stale, ", "));
+  if (!outcome.removed.empty() && !o.quiet)
+    std::cerr << fmt::format("varbench run: --fresh removed {} run{} this experiment no longer asks for: {}\n", outcome.removed.size(),
+                             outcome.removed.size() > 1 ? "s" : "", fmt::join(outcome.removed, ", "));
   const auto rows = report_rows(records, x.baseline);
   std::cout << format_report(rows, format, records, context_json(collect_provenance(torch::kCPU), o.experiment));
   // The sweep's peak on its device: the largest of what each run found resident (only its own models,

@@ -10,6 +10,7 @@
 #include <initializer_list>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -39,16 +40,22 @@ class TimingObserver : public ScaleObserver {
     int64_t first_scale, last_scale;
     size_t mark;  // the phase runs from the previous boundary to this mark
   };
-  explicit TimingObserver(device::Timeline& timeline)
-      : timeline_(timeline), slowdown_(test_slowdown_fraction()), start_(std::chrono::steady_clock::now()) {}
+  TimingObserver(device::Timeline& timeline, torch::Device device)
+      : timeline_(timeline), device_(device), slowdown_(test_slowdown_fraction()), start_(std::chrono::steady_clock::now()) {}
   void phase_done(Phase phase, int64_t first_scale, int64_t last_scale) override {
     timeline_.mark();
     marks_.push_back({phase, first_scale, last_scale, timeline_.marks() - 1});
   }
   void transformer_done() override {
     // VARBENCH_TEST_SLOWDOWN: a sleep, not a busy loop, so that the batch is slower by exactly that share
-    // (spinning on this 2-core VM also slowed the batch's own work by ~8%: an overstated slowdown).
-    if (slowdown_ > 0) std::this_thread::sleep_for((std::chrono::steady_clock::now() - start_) * slowdown_);
+    // (spinning on this 2-core VM also slowed the batch's own work by ~8%: an overstated slowdown). On a
+    // GPU the host only enqueues: the batch's work is waited for first, so the host time since the batch
+    // began is its device time, and the device then idles for the sleep before the next mark's event
+    // (a synchronisation inside the batch, only in this test mode).
+    if (slowdown_ > 0) {
+      device::synchronize(device_);
+      std::this_thread::sleep_for((std::chrono::steady_clock::now() - start_) * slowdown_);
+    }
     timeline_.mark();
     transformer_mark_ = timeline_.marks() - 1;
   }
@@ -57,6 +64,7 @@ class TimingObserver : public ScaleObserver {
 
  private:
   device::Timeline& timeline_;
+  torch::Device device_;
   std::vector<Mark> marks_;
   size_t transformer_mark_ = 0;
   double slowdown_;
@@ -269,6 +277,9 @@ void execute_run(const Experiment& x, const RunSpec& run, LoadedGroup& group, En
   if (!batches.empty()) {
     device::synchronize(device);
     device::empty_cache(device);
+    // After emptying the cache (which may release library workspaces too): they exist again before the
+    // probe starts, so they are never the run's activations.
+    device::warm_up_libraries(device, models.policy.compute_dtype());
     probe.start();
     rec.resident_at_start_bytes = probe.tracks_tensors() ? probe.live_at_start_bytes() : -1;
     MemoryObserver memory(probe);
@@ -276,6 +287,7 @@ void execute_run(const Experiment& x, const RunSpec& run, LoadedGroup& group, En
     decode(res);
     device::synchronize(device);
     memory.phase_done(Phase::kDecode, -1, -1);
+    check_pending_logits();
     rec.memory_phases = std::move(memory.phases());
     rec.peak_rss_bytes = probe.peak_rss_bytes();
     if (x.warmup_batches > 0) progress.advance();
@@ -286,6 +298,7 @@ void execute_run(const Experiment& x, const RunSpec& run, LoadedGroup& group, En
     auto res = engine.run(request_for(batches[w % batches.size()]), ignore);
     decode(res);
     device::synchronize(device);
+    check_pending_logits();
     progress.advance();
     batch_finished();
   }
@@ -299,12 +312,13 @@ void execute_run(const Experiment& x, const RunSpec& run, LoadedGroup& group, En
       }
       auto request = request_for(b);
       auto timeline = device::make_timeline(device);
-      TimingObserver observer(*timeline);
+      TimingObserver observer(*timeline, device);
       timeline->mark();
       auto res = engine.run(request, observer);
       auto images = decode(res);
       timeline->mark();
       const auto intervals = timeline->elapsed_ms();  // synchronises: the batch is done
+      check_pending_logits();                          // reads the batch's logits checks (GPU), now that it is
       std::vector<double> at(intervals.size() + 1, 0.0);
       for (size_t i = 0; i < intervals.size(); ++i) at[i + 1] = at[i] + intervals[i];
       std::vector<double> per_scale(S, std::numeric_limits<double>::quiet_NaN());
@@ -446,6 +460,10 @@ SweepOutcome run_experiment(const Experiment& x, const DriverOptions& o, const R
   const auto catalog = experiment_catalog(x, o.random_override);
   for (const auto& run : x.runs) identities[run.id] = run_identity(x, run, context, catalog);
   const auto completed = reusable_runs(x, o, results, identities, out.stale);
+  // --fresh replaces the file's runs: those the experiment no longer asks for go too (they would
+  // otherwise be compared, reported and merged beside the new ones). Without it they stay, named.
+  if (o.fresh) out.removed = std::exchange(out.stale, {});
+  results.prepare_sweep(out.removed, collect_provenance(torch::kCPU));
   const auto plan = plan_images(x.classes, x.images_per_class);
 
   // Batches go to shards whole (batch k to shard k % count), so that every image is computed in the
@@ -533,6 +551,7 @@ SweepOutcome run_experiment(const Experiment& x, const DriverOptions& o, const R
       rec.status = "failed";
       rec.error = one_line(e);
       ++out.failed;
+      forget_pending_logits();
       if (group) device::empty_cache(group->device);
       results.record_failure(rec, collect_provenance(torch::kCPU));
       if (!o.quiet) std::cerr << fmt::format("\nvarbench run: run '{}' failed: {}\n", rec.spec.id, rec.error);
@@ -577,6 +596,27 @@ std::vector<RunRecord> read_run_records(const std::string& path) {
   auto runs = root.group("runs");
   for (const auto& name : runs.children()) out.push_back(read_run_record(path, runs.group(name), name));
   std::sort(out.begin(), out.end(), [](const RunRecord& a, const RunRecord& b) { return a.spec.index < b.spec.index; });
+  return out;
+}
+
+std::vector<RunRecord> read_requested_run_records(const std::string& path, std::vector<std::string>* others) {
+  std::optional<std::set<std::string>> asked;
+  {
+    h5::File f(path, h5::File::Mode::kReadOnly);
+    const auto root = f.root();
+    if (root.has_attr("experiment_toml")) {
+      std::set<std::string> ids;
+      for (const auto& run : parse_experiment(root.attr_string("experiment_toml"), path).runs) ids.insert(run.id);
+      asked = std::move(ids);
+    }
+  }
+  std::vector<RunRecord> out;
+  for (auto& r : read_run_records(path)) {
+    if (!asked || asked->count(r.spec.id))
+      out.push_back(std::move(r));
+    else if (others)
+      others->push_back(r.spec.id);
+  }
   return out;
 }
 

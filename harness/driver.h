@@ -25,7 +25,8 @@ struct DriverOptions {
 struct SweepOutcome {
   std::vector<RunRecord> records;  // runs executed now
   int64_t failed = 0, skipped = 0;  // skipped: completed in the file with the identity asked for now
-  std::vector<std::string> stale;  // runs in the file that the experiment does not ask for (run ids)
+  std::vector<std::string> stale;    // runs in the file that the experiment does not ask for (run ids), kept
+  std::vector<std::string> removed;  // such runs --fresh removed from the file
   int stop_signal = 0;             // SIGTERM or SIGUSR1 stopped the sweep (install_stop_signals)
   std::string stop_message;        // what was saved, and how to go on
 };
@@ -40,6 +41,10 @@ SweepOutcome run_experiment(const Experiment& experiment, const DriverOptions& o
 
 // Reads every run record of a result file (timing, memory, status), for reports and comparisons.
 std::vector<RunRecord> read_run_records(const std::string& path);
+// The runs the file's experiment (its root experiment_toml, the text of the sweep that wrote it last) asks
+// for; the ids of any others it holds (runs of an earlier version of the experiment) go to `others`. A
+// file without experiment text gives every run.
+std::vector<RunRecord> read_requested_run_records(const std::string& path, std::vector<std::string>* others = nullptr);
 // One run group's record (`path` names the file in errors).
 RunRecord read_run_record(const std::string& path, const h5::Group& group, const std::string& name);
 

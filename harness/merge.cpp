@@ -102,7 +102,22 @@ MergeSummary merge_results(const std::string& out, const std::vector<std::string
   std::vector<std::unique_ptr<h5::File>> files;
   for (const auto& p : shard_paths) files.push_back(std::make_unique<h5::File>(p, h5::File::Mode::kReadOnly));
 
-  // Runs by id, in every shard.
+  // One experiment, and its plan of images.
+  for (size_t k = 0; k < files.size(); ++k)
+    if (!files[k]->root().has_attr("experiment_toml"))
+      throw std::runtime_error(fmt::format("{}: has no experiment_toml attribute (not a varbench result file?)", shard_paths[k]));
+  const auto toml = files[0]->root().attr_string("experiment_toml");
+  for (size_t k = 1; k < files.size(); ++k)
+    if (files[k]->root().attr_string("experiment_toml") != toml)
+      throw std::runtime_error(fmt::format("{}: comes from another experiment file than {}", shard_paths[k], shard_paths[0]));
+  const auto experiment = parse_experiment(toml, files[0]->root().attr_string("experiment_file"));
+  const auto plan = plan_images(experiment.classes, experiment.images_per_class);
+  const int64_t total = plan.size();
+  std::set<std::string> asked;
+  for (const auto& run : experiment.runs) asked.insert(run.id);
+
+  // Runs by id, in every shard; runs of an earlier version of the experiment (kept by a sweep without
+  // --fresh) are not merged.
   std::map<std::string, std::vector<std::string>> groups;  // run id -> group name per shard
   for (size_t k = 0; k < files.size(); ++k) {
     auto root = files[k]->root();
@@ -110,6 +125,7 @@ MergeSummary merge_results(const std::string& out, const std::vector<std::string
     for (const auto& name : root.group("runs").children()) {
       auto g = root.group("runs/" + name);
       const auto id = g.has_attr("run_id") ? g.attr_string("run_id") : name;
+      if (!asked.count(id)) continue;
       if (g.attr_string("status") != "completed")
         throw std::runtime_error(fmt::format("{}: run '{}' is {} ({}); rerun that shard first", shard_paths[k], id,
                                              g.attr_string("status"), g.has_attr("error") ? g.attr_string("error") : ""));
@@ -140,15 +156,6 @@ MergeSummary merge_results(const std::string& out, const std::vector<std::string
                                              shard_paths[first_file], fmt::join(differences, ", ")));
     }
   }
-
-  // One experiment, and its plan of images.
-  const auto toml = files[0]->root().attr_string("experiment_toml");
-  for (size_t k = 1; k < files.size(); ++k)
-    if (files[k]->root().attr_string("experiment_toml") != toml)
-      throw std::runtime_error(fmt::format("{}: comes from another experiment file than {}", shard_paths[k], shard_paths[0]));
-  const auto experiment = parse_experiment(toml, files[0]->root().attr_string("experiment_file"));
-  const auto plan = plan_images(experiment.classes, experiment.images_per_class);
-  const int64_t total = plan.size();
 
   FileLock lock(out);
   h5::File merged(out, h5::File::Mode::kCreate);

@@ -245,17 +245,35 @@ void ResultFile::remove_partial_dir_if_empty() const {
   fs::remove(partial_dir(path_), not_empty);
 }
 
+void ResultFile::prepare_sweep(const std::vector<std::string>& remove, const Provenance& provenance) const {
+  if (!fs::exists(path_)) return;
+  SignalHold hold;
+  h5::File out(path_, h5::File::Mode::kReadWrite);
+  auto root = out.root();
+  write_root(root, provenance);
+  if (root.has("runs")) {
+    const auto runs = root.group("runs");
+    for (const auto& id : remove)
+      if (runs.has(run_group_name(id))) runs.remove(run_group_name(id));
+  }
+  out.flush();
+}
+
+void ResultFile::write_root(const h5::Group& root, const Provenance& provenance) const {
+  root.set_attr("schema_version", int64_t{1});
+  write_provenance(root, provenance);
+  root.set_attr("experiment_file", experiment_path_);
+  root.set_attr("experiment_toml", experiment_text_);
+}
+
 void ResultFile::move_into_result(const std::string& partial, const std::string& run_id, const Provenance& provenance) const {
   SignalHold hold;
   const bool fresh = !fs::exists(path_);
   h5::File out(path_, fresh ? h5::File::Mode::kCreate : h5::File::Mode::kReadWrite);
   auto root = out.root();
-  if (fresh) {
-    root.set_attr("schema_version", int64_t{1});
-    write_provenance(root, provenance);
-    root.set_attr("experiment_file", experiment_path_);
-    root.set_attr("experiment_toml", experiment_text_);
-  }
+  // The root describes the experiment and process that wrote the file last (prepare_sweep wrote it
+  // before the sweep; a file created now gets it here).
+  if (fresh) write_root(root, provenance);
   auto runs = root.require_group("runs");
   const auto name = run_group_name(run_id);
   if (runs.has(name)) runs.remove(name);  // a failed or interrupted earlier attempt

@@ -10,6 +10,7 @@
 #include <memory>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "engines/model/architecture.h"
 #include "formats/file_lock.h"
@@ -63,6 +64,11 @@ class ResultFile {
   // resumed (RunWriter::resumed_timed_batches), anything else there is replaced.
   std::unique_ptr<RunWriter> begin_run(const RunSpec& spec, int64_t num_images, const ScaleSchedule& schedule, int64_t image_px,
                                        bool store_images, const std::string& identity_json) const;
+  // Before a sweep's first run, when the file exists: removes the runs in `remove` (those --fresh
+  // replaces that the experiment no longer asks for) and records this experiment's text and this
+  // process's provenance at the root, so that readers of the file (merge, report, compare) plan from
+  // the experiment that wrote it last.
+  void prepare_sweep(const std::vector<std::string>& remove, const Provenance& provenance) const;
   // Writes the record into the run's partial file and moves it into the result file.
   void commit(RunWriter& writer, const RunRecord& record, const Provenance& provenance) const;
   // A run that failed before or during generation: status, error, settings, nothing else.
@@ -70,6 +76,7 @@ class ResultFile {
 
  private:
   void move_into_result(const std::string& partial, const std::string& run_id, const Provenance& provenance) const;
+  void write_root(const h5::Group& root, const Provenance& provenance) const;
   // The staging folder goes once no run is in it (it holds only the run in flight).
   void remove_partial_dir_if_empty() const;
   std::string path_, experiment_path_, experiment_text_;

@@ -109,23 +109,27 @@ uint64_t content_hash(const std::string& path) {
   return h;
 }
 
-std::string checkpoint_identity(const ModelSource& source) {
-  if (source.checkpoint.empty()) return source.describe();
+std::string file_identity(const std::string& path) {
   std::error_code error;
-  const auto canonical = fs::weakly_canonical(source.checkpoint, error).string();
-  const auto size = fs::file_size(source.checkpoint, error);
-  if (error) return fmt::format("{} (absent)", source.checkpoint);
-  const auto written = fs::last_write_time(source.checkpoint, error);
-  if (error) return fmt::format("{} (absent)", source.checkpoint);
+  const auto canonical = fs::weakly_canonical(path, error).string();
+  const auto size = fs::file_size(path, error);
+  if (error) return fmt::format("{} (absent)", path);
+  const auto written = fs::last_write_time(path, error);
+  if (error) return fmt::format("{} (absent)", path);
   const auto mtime = static_cast<int64_t>(written.time_since_epoch().count());
   auto& cache = hash_cache();
   std::lock_guard<std::mutex> lock(cache.mutex);
   cache.load();
   const auto key = HashCache::key(size, mtime, canonical);
   auto it = cache.known.find(key);
-  const uint64_t hash = it != cache.known.end() ? it->second : content_hash(source.checkpoint);
+  const uint64_t hash = it != cache.known.end() ? it->second : content_hash(path);
   if (it == cache.known.end()) cache.store(key, hash);
   return fmt::format("mix64 {:016x} ({} bytes)", hash, size);
+}
+
+std::string checkpoint_identity(const ModelSource& source) {
+  if (source.checkpoint.empty()) return source.describe();
+  return file_identity(source.checkpoint);
 }
 
 RunIdentity run_identity(const Experiment& x, const RunSpec& run, const IdentityContext& c, const ModelCatalog& catalog) {

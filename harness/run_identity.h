@@ -36,6 +36,8 @@ RunIdentity run_identity(const Experiment& x, const RunSpec& run, const Identity
 // ${XDG_CACHE_HOME:-~/.cache}/varbench/checkpoint-hashes.tsv. An absent file is described as absent (the
 // run fails later, naming it).
 std::string checkpoint_identity(const ModelSource& source);
+// The same for any file (a feature network, a reference): "mix64 H (N bytes)", or "<path> (absent)".
+std::string file_identity(const std::string& path);
 
 // A fast 64-bit content hash (multiply-rotate over 8-byte words; not cryptographic: it tells an edited or
 // replaced checkpoint from the recorded one).

@@ -8,6 +8,7 @@
 #include "formats/hdf5.h"
 #include "harness/error_text.h"
 #include "harness/provenance.h"
+#include "harness/run_identity.h"
 #include "harness/sample_writer.h"
 #include "metrics/image_sources.h"
 #include "metrics/world_features.h"
@@ -18,11 +19,14 @@ namespace varbench {
 namespace {
 constexpr const char* kGroup = "metrics_world";
 
-bool up_to_date(const h5::Group& run, const QualitySpec& q, int64_t images) {
+// Scores are up to date when they were computed from this many images with the same feature network and
+// reference by content (a network retrained into the same path is another network).
+bool up_to_date(const h5::Group& run, int64_t images, const std::string& network_identity, const std::string& reference_identity) {
   if (!run.has(kGroup)) return false;
   const auto m = run.group(kGroup);
-  return m.has_attr("num_images") && m.attr_int("num_images") == images && m.has_attr("feature_network") &&
-         m.attr_string("feature_network") == q.network && m.has_attr("reference") && m.attr_string("reference") == q.reference;
+  auto same = [&](const char* attr, const std::string& value) { return m.has_attr(attr) && m.attr_string(attr) == value; };
+  return m.has_attr("num_images") && m.attr_int("num_images") == images && same("feature_network_identity", network_identity) &&
+         same("reference_identity", reference_identity);
 }
 }  // namespace
 
@@ -35,6 +39,7 @@ WorldScoringOutcome score_runs_world(const std::string& result_path, const Quali
   const auto runs = root.group("runs");
   std::optional<metrics::WorldFeatureNet> net;  // loaded when a run needs scoring
   std::optional<metrics::WorldReference> reference;
+  const auto network_identity = file_identity(q.network), reference_identity = file_identity(q.reference);
   for (const auto& name : runs.children()) {
     if (!o.runs.empty() && !o.runs.count(name)) continue;
     const auto run = runs.group(name);
@@ -46,7 +51,7 @@ WorldScoringOutcome score_runs_world(const std::string& result_path, const Quali
     try {
       auto images = run.dataset(schema::kImages);
       const auto n = static_cast<int64_t>(images.rows());
-      if (!o.recompute && up_to_date(run, q, n)) {
+      if (!o.recompute && up_to_date(run, n, network_identity, reference_identity)) {
         ++outcome.up_to_date;
         continue;
       }
@@ -76,6 +81,8 @@ WorldScoringOutcome score_runs_world(const std::string& result_path, const Quali
       m.write<float>("logits", {static_cast<uint64_t>(n), static_cast<uint64_t>(logits.size(1))}, logits.data_ptr<float>());
       m.set_attr("feature_network", q.network);
       m.set_attr("reference", q.reference);
+      m.set_attr("feature_network_identity", network_identity);
+      m.set_attr("reference_identity", reference_identity);
       m.set_attr("reference_images", reference->features.size(0));
       m.set_attr("timestamp_utc", utc_timestamp());
       file.flush();

@@ -230,6 +230,23 @@ TEST(CompareAb, TwoBuildsRunAlternatelyAndAnInjectedSlowdownFails) {
   // The candidate's files say they were slowed.
   h5::File f(dir + "/ab/candidate-round-0.h5", h5::File::Mode::kReadOnly);
   EXPECT_TRUE(f.root().has_attr("test_slowdown"));
+  // A base that fails before any work (it exits 1 and writes nothing) in a folder holding an earlier
+  // comparison's round files: the comparison fails naming side, round and log, instead of judging the
+  // earlier invocation's file.
+  const std::string failing = dir + "/failing-varbench";
+  {
+    std::ofstream w(failing);
+    w << "#!/bin/sh\necho 'varbench: unknown parameter lookahead' >&2\nexit 1\n";
+  }
+  std::filesystem::permissions(failing, std::filesystem::perms::owner_all);
+  const auto stale = testing::run_varbench("compare --ab " + failing + " " + slow + " " + exp + " --rounds 2 --out-dir " + dir + "/ab");
+  EXPECT_EQ(stale.exit_code, 1) << stale.output;
+  EXPECT_NE(stale.output.find("base side (" + failing + ") exited with 1 in round 1 of 2 without writing a result file; its output is in " +
+                              dir + "/ab/base-round-0.log"),
+            std::string::npos)
+      << stale.output;
+  EXPECT_EQ(stale.output.find("SLOWER"), std::string::npos) << stale.output;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/ab/base-round-0.h5"));
   // An executable that does not exist is named.
   const auto missing = testing::run_varbench("compare --ab " + dir + "/nothing " + slow + " " + exp + " --out-dir " + dir + "/ab2");
   EXPECT_EQ(missing.exit_code, 1);

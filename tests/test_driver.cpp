@@ -502,14 +502,32 @@ draft_steps = [3, 6]
 )", "");
   const auto table = run_varbench("run " + write(dir, without_code) + out + " --format csv");
   ASSERT_EQ(table.exit_code, 0) << table.output;
-  EXPECT_NE(table.output.find("also holds 2 runs this experiment does not ask for (not in the table; `varbench report` shows them): "
-                              "code,draft_steps=3, code,draft_steps=6"),
+  EXPECT_NE(table.output.find("also holds 2 runs this experiment does not ask for (kept, but left out of tables, comparisons and "
+                              "merges; --fresh removes them): code,draft_steps=3, code,draft_steps=6"),
             std::string::npos)
       << table.output;
   size_t mentions = 0;
   for (auto at = table.output.find("code,draft_steps=3"); at != std::string::npos; at = table.output.find("code,draft_steps=3", at + 1))
     ++mentions;
   EXPECT_EQ(mentions, 1u) << "a stale run in the table (only the note may name it):\n" << table.output;
+  // The report leaves them out too, naming them; compare judges only the runs asked for.
+  const auto report = run_varbench("report " + dir + "/r.h5 --no-figures --format csv");
+  ASSERT_EQ(report.exit_code, 0) << report.output;
+  EXPECT_NE(report.output.find("Not in the table: 2 runs of an earlier version of the experiment (code,draft_steps=3, "
+                               "code,draft_steps=6)"),
+            std::string::npos)
+      << report.output;
+  const auto compared = run_varbench("compare " + dir + "/r.h5 " + dir + "/r.h5");
+  EXPECT_NE(compared.output.find("left out 2 runs its experiment does not ask for: code,draft_steps=3, code,draft_steps=6"),
+            std::string::npos)
+      << compared.output;
+  EXPECT_EQ(compared.output.find("| code,draft_steps=3"), std::string::npos) << compared.output;
+  // --fresh leaves only the runs asked for in the file, and says which it removed.
+  const auto fresh = run_varbench("run " + write(dir, without_code) + out + " --fresh --quiet");
+  ASSERT_EQ(fresh.exit_code, 0) << fresh.output;
+  h5::File f(dir + "/r.h5", h5::File::Mode::kReadOnly);
+  EXPECT_EQ(f.root().group("runs").children(), std::vector<std::string>{"large"});
+  EXPECT_EQ(f.root().attr_string("experiment_toml"), without_code);
 }
 
 TEST(ResultFileLock, ASecondWriterIsRefusedNamingTheHolder) {
@@ -638,6 +656,11 @@ void check_split(const RunRecord& r, const VarArch& arch, int64_t model_bytes, i
   auto kv = [&](int64_t positions) { return 2 * arch.depth * batch * 2 * positions * arch.width * 4; };
   ASSERT_FALSE(r.memory_phases.empty());
   EXPECT_EQ(r.memory_phases.front().kind, static_cast<int64_t>(Phase::kSetup));
+  // The set-up phase's peak is the allocation that completes the cache: the cache is in it as KV (not as
+  // activations), the whole of it, none filled yet.
+  EXPECT_EQ(r.memory_phases.front().kv_allocated_bytes, kv(680));
+  EXPECT_EQ(r.memory_phases.front().kv_filled_bytes, 0);
+  EXPECT_GE(r.memory_phases.front().allocated_bytes, kv(680));
   EXPECT_EQ(r.memory_phases.back().kind, static_cast<int64_t>(Phase::kDecode));
   EXPECT_EQ(r.memory_phases.back().kv_allocated_bytes, 0);  // the cache is freed before the decode
   for (const auto& p : r.memory_phases)
@@ -680,6 +703,51 @@ TEST(MemorySplit, WhenTheKvCacheIsThePeakItIsSplitAtTheLastScale) {
   EXPECT_EQ(peak.kind, static_cast<int64_t>(Phase::kScale));
   EXPECT_EQ(r.kv_cache_bytes, 2 * 48 * 1 * 2 * 680 * 128 * 4);
   EXPECT_EQ(r.kv_filled_bytes, 2 * 48 * 1 * 2 * arch.schedule.end(peak.first_scale) * 128 * 4);
+}
+
+TEST(MemoryProbe, SplitsAPeakIntoTheKvCacheAndActivationsAsTheAllocatorCountsThem) {
+  // A known activation tensor, then a KV cache whose last allocation sets the peak: the KV part is the
+  // cache's bytes from its shape, and what is left (the activations) is exactly the tensor.
+  MemoryProbe probe(torch::kCPU);
+  probe.start();
+  const auto scratch = torch::empty({1000, 1000}, torch::kFloat32);  // 4 000 000 bytes
+  KvCache cache(2, 3, 4, 50, 8, torch::kFloat32, torch::kFloat16, torch::kCPU);
+  const int64_t kv_bytes = 2 * 3 * 4 * 50 * 8 * (4 + 2);  // layers x rows x heads x positions x head_dim x (K + V bytes)
+  EXPECT_EQ(cache.bytes(), kv_bytes);
+  EXPECT_EQ(probe.peak_above_start_bytes(), 4000000 + kv_bytes);
+  EXPECT_EQ(probe.kv_at_peak().allocated, kv_bytes);
+  EXPECT_EQ(probe.peak_above_start_bytes() - probe.kv_at_peak().allocated, 4000000);
+}
+
+TEST(MemorySplit, TheFirstRunOfAProcessMeasuresTheSameMemoryAsTheSecond) {
+  const auto dir = temp_dir("memory_first_run");
+  const auto toml = R"(
+[experiment]
+name = "first-run"
+images = 2
+batch_size = 2
+warmup = 1
+repetitions = 1
+[models.m]
+random_init = "tiny-d2"
+[vqvae]
+random_init = "vqvae-ch32"
+[[engines]]
+name = "first"
+type = "single"
+model = "m"
+[[engines]]
+name = "second"
+type = "single"
+model = "m"
+)";
+  const auto r = run_varbench("run " + write(dir, toml) + " --out " + dir + "/m.h5 --threads 2 --quiet");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto records = read_run_records(dir + "/m.h5");
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0].peak_bytes, records[1].peak_bytes);
+  EXPECT_EQ(records[0].kv_cache_bytes, records[1].kv_cache_bytes);
+  EXPECT_EQ(records[0].activations_bytes, records[1].activations_bytes);
 }
 
 TEST(MemoryProbe, CountsEveryCpuTensorByte) {

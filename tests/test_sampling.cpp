@@ -141,19 +141,46 @@ void PrintTo(const CandidateCase& c, std::ostream* os) { *os << c.name; }
 class TopKCandidates : public ::testing::TestWithParam<CandidateCase> {};
 
 TEST_P(TopKCandidates, TheCpuKernelDrawsWhatTheTensorOpsDraw) {
-  // The per-row kernel against the tensor ops every device runs, on logits spread like a model's (a few
-  // units): the same token wherever the two best perturbed scores (or a cumulative mass and 1-p) do not
-  // agree to the last bits, i.e. all but a handful of 40 000 positions.
+  // The per-row kernel against the tensor ops every device runs, on raw logits spread like a model's (a
+  // few units) and on guided ones (cfg 1.5 between two such sets: wider, and what is sampled): 2 x 2 000
+  // positions. The two can differ only where the two best perturbed scores (or a cumulative mass and
+  // 1-p) agree to float32 resolution, which has a probability of about 1e-6 per position: none here.
   const auto c = GetParam();
   torch::manual_seed(5);
-  auto logits = torch::randn({4, 500, 4096}).mul_(2.5);
+  const auto raw = torch::randn({4, 500, 4096}).mul_(2.5);
+  const auto guided = apply_guidance(torch::randn({8, 500, 4096}).mul_(2.5), 1.5);
   auto s = TokenSampler::per_image(17, {3, 1, 4, 1}, torch::kCPU);
-  const auto kernel = s.sample_top_k_candidates_cpu_kernel(logits, 7, c.top_k, c.top_p, c.temperature);
-  const auto tensor_ops = s.sample_top_k_candidates_tensor_ops(logits, 7, c.top_k, c.top_p, c.temperature);
-  const int64_t differ = kernel.ne(tensor_ops).sum().item<int64_t>();
-  EXPECT_LE(differ, 4) << differ << " of " << kernel.numel() << " positions differ";
-  // ... and the default dispatch takes the kernel for float32 on the CPU.
-  EXPECT_TRUE(torch::equal(s.sample_top_k_candidates(logits, 7, c.top_k, c.top_p, c.temperature), kernel));
+  for (const auto& [name, logits] : {std::pair{"raw", raw}, std::pair{"guided", guided}}) {
+    const auto kernel = s.sample_top_k_candidates_cpu_kernel(logits, 7, c.top_k, c.top_p, c.temperature);
+    const auto tensor_ops = s.sample_top_k_candidates_tensor_ops(logits, 7, c.top_k, c.top_p, c.temperature);
+    const int64_t differ = kernel.ne(tensor_ops).sum().item<int64_t>();
+    EXPECT_EQ(differ, 0) << name << ": " << differ << " of " << kernel.numel() << " positions differ";
+    // ... and the default dispatch takes the kernel for float32 on the CPU.
+    EXPECT_TRUE(torch::equal(s.sample_top_k_candidates(logits, 7, c.top_k, c.top_p, c.temperature), kernel)) << name;
+  }
+}
+
+TEST(TopKCandidates, NanKeysGiveATokenInRangeAndLeaveTheOtherRowsAlone) {
+  // The CPU refuses non-finite logits before sampling (ModelPass::logits), but the kernel must stay
+  // within the vocabulary whatever it gets: a NaN of either sign (they order above +inf and below -inf),
+  // a row of NaN only, and the rows without one draw what they draw alone.
+  torch::manual_seed(9);
+  auto logits = torch::randn({4, 6, 512}).mul_(2.5);
+  auto s = TokenSampler::per_image(17, {3, 1, 4, 1}, torch::kCPU);
+  const auto clean = s.sample_top_k_candidates_cpu_kernel(logits, 3, 50, 0.9, 1.0);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  logits[0][0][7] = nan;
+  logits[1][2][9] = -nan;
+  logits[2][4].fill_(nan);
+  for (const auto& [top_k, top_p] : {std::pair<int64_t, double>{50, 0.9}, {50, 0.0}, {512, 0.96}, {1, 0.9}}) {
+    const auto tokens = s.sample_top_k_candidates_cpu_kernel(logits, 3, top_k, top_p, 1.0);
+    EXPECT_TRUE(tokens.ge(0).all().item<bool>() && tokens.lt(512).all().item<bool>()) << "top-k " << top_k << ": " << tokens;
+    if (top_k == 50 && top_p == 0.9) {
+      auto untouched = torch::ones({4, 6}, torch::kBool);
+      untouched[0][0] = untouched[1][2] = untouched[2][4] = false;
+      EXPECT_TRUE(tokens.masked_select(untouched).equal(clean.masked_select(untouched)));
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Settings, TopKCandidates,

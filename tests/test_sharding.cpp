@@ -202,5 +202,29 @@ TEST(ShardedSweep, AShardWithoutABatchCompletesEmptyAndMerges) {
   EXPECT_EQ(m.root().group("runs/large").dataset("labels").dims(), (std::vector<uint64_t>{2}));
 }
 
+TEST(ShardedSweep, AnEditedExperimentRunWithFreshMergesFromTheNewText) {
+  // 4 images in 2 shards, then the experiment edited to 6 images and run again with --fresh: the shard
+  // files' experiment text is the new one, so merge plans (and checks) 6 images, not 4.
+  const auto dir = testing::temp_dir("shard_fresh");
+  std::string text = kExperiment;
+  text.replace(text.find("images = 8"), 10, "images = 4");
+  std::ofstream(dir + "/exp.toml") << text;
+  auto run_shards = [&](const std::string& extra) {
+    for (int i = 0; i < 2; ++i) {
+      const auto r = run_varbench(fmt::format("run {0}/exp.toml --out {0}/e.h5 --shard {1}/2 --threads 2 --quiet{2}", dir, i, extra));
+      ASSERT_EQ(r.exit_code, 0) << r.output;
+    }
+  };
+  run_shards("");
+  text.replace(text.find("images = 4"), 10, "images = 6");
+  std::ofstream(dir + "/exp.toml") << text;
+  run_shards(" --fresh");
+  const auto merge = run_varbench(fmt::format("merge {0}/m.h5 {0}/e.shard-0-of-2.h5 {0}/e.shard-1-of-2.h5", dir));
+  ASSERT_EQ(merge.exit_code, 0) << merge.output;
+  h5::File m(dir + "/m.h5", h5::File::Mode::kReadOnly);
+  EXPECT_EQ(m.root().group("runs/large").dataset("labels").dims(), (std::vector<uint64_t>{6}));
+  EXPECT_EQ(m.root().attr_string("experiment_toml"), text);
+}
+
 }  // namespace
 }  // namespace varbench

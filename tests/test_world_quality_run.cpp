@@ -101,6 +101,41 @@ TEST(QualityInRun, ScoresEveryRunAfterTheSweepAndKeepsScoresThatAreUpToDate) {
   EXPECT_EQ(report.output.find("skipped fig1"), std::string::npos) << report.output;
 }
 
+TEST(QualityInRun, ANetworkRetrainedIntoTheSamePathRescoresTheRuns) {
+  const auto dir = temp_dir("quality_retrained");
+  const auto network = dir + "/features.safetensors";
+  std::filesystem::copy_file(source_path("models/toy-world/world-features.safetensors"), network);
+  auto toml = toy_world_experiment();
+  toml.replace(toml.find("classes = \"0-31\""), 16, "classes = \"0-7\"");
+  toml.replace(toml.find("batch_size = 32"), 15, "batch_size = 8");
+  toml.replace(toml.find(source_path("models/toy-world/world-features.safetensors")),
+               source_path("models/toy-world/world-features.safetensors").size(), network);
+  const auto path = write(dir, toml);
+  const auto first = run_varbench("run " + path + " --out " + dir + "/r.h5 --threads 2");
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  ASSERT_NE(first.output.find("  large: FD "), std::string::npos) << first.output;
+  std::string identity;
+  {
+    h5::File f(dir + "/r.h5", h5::File::Mode::kReadOnly);
+    identity = f.root().group("runs/large/metrics_world").attr_string("feature_network_identity");
+  }
+  // "Retrained": the same file name, one weight changed (the file's last float32, set to 0.5).
+  {
+    std::fstream file(network, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekg(-4, std::ios::end);
+    float value = 0;
+    file.read(reinterpret_cast<char*>(&value), 4);
+    value = value == 0.5f ? 0.25f : 0.5f;
+    file.seekp(-4, std::ios::end);
+    file.write(reinterpret_cast<const char*>(&value), 4);
+  }
+  const auto again = run_varbench("run " + path + " --out " + dir + "/r.h5 --threads 2");
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_NE(again.output.find("  large: FD "), std::string::npos) << "not re-scored:\n" << again.output;
+  h5::File f(dir + "/r.h5", h5::File::Mode::kReadOnly);
+  EXPECT_NE(f.root().group("runs/large/metrics_world").attr_string("feature_network_identity"), identity);
+}
+
 TEST(QualityInRun, ARunThatCannotBeScoredIsReportedAndTheRunsStay) {
   // Random tiny models decode 256 px images; the world network was trained on 64 px ones.
   const auto dir = temp_dir("quality_fail");

@@ -1,6 +1,7 @@
 #include "engines/model/generation.h"
 
 #include <cmath>
+#include <mutex>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -128,25 +129,61 @@ torch::Tensor ModelPass::step_pruned_hidden(const GenerationState& state, int64_
 }
 
 namespace {
-NonFiniteLogits non_finite(const VarTransformer& model, std::pair<int64_t, int64_t> scales) {
-  return NonFiniteLogits(fmt::format("model '{}' produced non-finite logits (NaN or Inf) at scale {}", model->display_name(),
+NonFiniteLogits non_finite(const std::string& model, std::pair<int64_t, int64_t> scales) {
+  return NonFiniteLogits(fmt::format("model '{}' produced non-finite logits (NaN or Inf) at scale {}", model,
                                      scales.first == scales.second ? fmt::format("{}", scales.first)
                                                                    : fmt::format("{}..{}", scales.first, scales.second)));
 }
+
+// The GPU's logits checks not read yet: one float64 sum per logits call, on the device.
+struct PendingCheck {
+  std::string model;
+  std::pair<int64_t, int64_t> scales;
+  torch::Tensor sum;
+};
+std::mutex g_pending_mutex;
+std::vector<PendingCheck> g_pending;
 }  // namespace
+
+void check_pending_logits() {
+  std::vector<PendingCheck> pending;
+  {
+    std::lock_guard<std::mutex> lock(g_pending_mutex);
+    pending.swap(g_pending);
+  }
+  if (pending.empty()) return;
+  std::vector<torch::Tensor> sums;
+  for (const auto& p : pending) sums.push_back(p.sum);
+  const auto values = torch::stack(sums).cpu();  // the one read: a few bytes, after the batch's sync
+  const auto* v = values.data_ptr<double>();
+  for (size_t i = 0; i < pending.size(); ++i)
+    if (!std::isfinite(v[i])) throw non_finite(pending[i].model, pending[i].scales);
+}
+
+void forget_pending_logits() {
+  std::lock_guard<std::mutex> lock(g_pending_mutex);
+  g_pending.clear();
+}
 
 torch::Tensor ModelPass::logits(const torch::Tensor& hidden) {
   compat::AutocastGuard autocast(policy_.autocast, policy_.autocast_dtype);
   auto l = model_->logits(hidden, cond_);
+  // A sum with a NaN or an infinity in it is never finite, so a finite sum proves every logit finite in
+  // one read (no mask the size of the logits).
   if (l.is_cpu()) {
-    // A sum of values with a NaN or an infinity in it is never finite, so a finite sum proves every
-    // logit finite in one read (the elementwise test writes and reads a mask the size of the logits);
-    // a sum that overflowed without one is told apart by the elementwise test.
-    if (!std::isfinite(l.sum().item<double>()) && !l.isfinite().all().item<bool>()) throw non_finite(model_, scales_run_);
+    // A float32 sum that overflowed without a non-finite value is told apart by the elementwise test.
+    if (!std::isfinite(l.sum().item<double>()) && !l.isfinite().all().item<bool>())
+      throw non_finite(model_->display_name(), scales_run_);
     return l;
   }
-  finite_flags_.emplace_back(scales_run_, l.isfinite().all());
-  return l.nan_to_num_(0.0, 0.0, 0.0);
+  // On a GPU the sum stays on the device until check_pending_logits() reads every pending one after the
+  // batch's synchronisation. Summed in float64, which float32 values cannot overflow: finite exactly when
+  // every logit is. The values go on as computed (the per-image samplers take NaN without a device
+  // assert; the reference sampler guards its torch.multinomial, TokenSampler::draw).
+  auto sum = l.sum(torch::kFloat64);
+  std::lock_guard<std::mutex> lock(g_pending_mutex);
+  g_pending.push_back({model_->display_name(), scales_run_, std::move(sum)});
+  return l;
 }
 
 torch::Tensor ModelPass::guide(const torch::Tensor& raw, int64_t scale, const SamplingSettings& settings) {
@@ -173,14 +210,6 @@ void ModelPass::rollback_to_scale(int64_t scale) {
 void ModelPass::release() {
   cache_.release();
   last_hidden_ = torch::Tensor();
-  if (finite_flags_.empty()) return;
-  std::vector<torch::Tensor> flags;
-  for (const auto& [scales, flag] : finite_flags_) flags.push_back(flag);
-  const auto all = torch::stack(flags).cpu();
-  const auto pending = std::move(finite_flags_);
-  finite_flags_.clear();
-  for (size_t i = 0; i < pending.size(); ++i)
-    if (!all[static_cast<int64_t>(i)].item<bool>()) throw non_finite(model_, pending[i].first);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -239,7 +268,9 @@ GenerationState run_single_loop(VarTransformer model, Vqvae vqvae, const Generat
 
 GenerationState generate_single(VarTransformer model, Vqvae vqvae, const GenerationRequest& request,
                                 const PrecisionPolicy& policy, ScaleObserver* observer) {
-  return run_single_loop(std::move(model), std::move(vqvae), request, policy, SingleLoopOptions{}, observer);
+  auto state = run_single_loop(std::move(model), std::move(vqvae), request, policy, SingleLoopOptions{}, observer);
+  check_pending_logits();  // the caller reads the tokens next: the generation is done
+  return state;
 }
 
 torch::Tensor images_to_uint8(const torch::Tensor& images) {

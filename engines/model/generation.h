@@ -86,9 +86,10 @@ class ModelPass {
   // scale's mean input (FastVAR-style pruning); only they enter the KV cache, and the hidden states of the
   // others are the previous scale's, upsampled. Returns hidden states of every token [rows, l, C].
   torch::Tensor step_pruned_hidden(const GenerationState& state, int64_t scale, double keep_ratio);
-  // head(head_nm(h)) in fp32, checked for NaN and Inf: on the CPU at once (throws NonFiniteLogits naming
-  // the model and scale); on a GPU through a device-side flag read at release(), the one sync, with
-  // non-finite values zeroed meanwhile so that sampling cannot trip a device assert that ends the process.
+  // head(head_nm(h)) in fp32, checked for NaN and Inf through one float64 sum: on the CPU at once (throws
+  // NonFiniteLogits naming the model and scale); on a GPU the sum stays on the device, pending until
+  // check_pending_logits() after the batch's synchronisation (no synchronisation inside a batch), and the
+  // logits go on as computed.
   torch::Tensor logits(const torch::Tensor& hidden);
   // Guided logits of one scale out of raw logits [rows,l,V] (unguided rows pass through).
   torch::Tensor guide(const torch::Tensor& raw, int64_t scale, const SamplingSettings& settings);
@@ -96,7 +97,7 @@ class ModelPass {
   void drop_unconditional();
   // Forget cached positions of scales after `scale` (speculative rollback); -1 forgets everything.
   void rollback_to_scale(int64_t scale);
-  // Frees the cache; throws NonFiniteLogits when a logits check is pending and failed.
+  // Frees the cache.
   void release();
 
  private:
@@ -112,13 +113,20 @@ class ModelPass {
   int64_t pruned_positions_ = 0;  // positions never cached because their tokens were pruned
   torch::Tensor last_hidden_;     // hidden states of the last scale run, for pruned steps
   std::pair<int64_t, int64_t> scales_run_{0, 0};  // scales of the last forward (what logits() belongs to)
-  std::vector<std::pair<std::pair<int64_t, int64_t>, torch::Tensor>> finite_flags_;  // GPU: pending checks
 };
 
 // Logits with NaN or Inf: a damaged checkpoint or an overflow; the run fails naming model and scale.
 struct NonFiniteLogits : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+// Reads the GPU's pending logits checks (ModelPass::logits) and forgets them; throws NonFiniteLogits
+// naming the first model and scale whose logits were not all finite. One small copy from the device:
+// call it after a batch's own synchronisation (the driver does after every batch; generate_single at its
+// end), never inside a batch. Nothing is pending on the CPU.
+void check_pending_logits();
+// Drops them unread (a batch that failed otherwise: its checks must not be charged to the next one).
+void forget_pending_logits();
 
 struct GenerationRequest {
   torch::Tensor labels;                // [B] int64, on the model's device

@@ -47,15 +47,18 @@ int64_t KvCache::filled_bytes() const { return length_ * rows_ * position_bytes_
 KvCache::KvCache(int64_t layers, int64_t rows, int64_t heads, int64_t capacity, int64_t head_dim,
                  torch::ScalarType key_dtype, torch::ScalarType value_dtype, torch::Device device)
     : rows_(rows), capacity_(capacity) {
+  position_bytes_ = layers * heads * head_dim *
+                    static_cast<int64_t>(c10::elementSize(key_dtype) + c10::elementSize(value_dtype));
+  // The ledger holds the whole cache before its tensors exist: the allocation that completes the cache
+  // (the one that can set the memory peak) then already finds it counted as KV, not as activations.
+  ledger_ = std::make_shared<LedgerEntry>();
+  ledger_->set(rows * capacity * position_bytes_, 0);
   layers_.resize(layers);
   for (auto& l : layers_) {
     l.keys = torch::empty({rows, heads, capacity, head_dim}, torch::TensorOptions().dtype(key_dtype).device(device));
     l.values = torch::empty({rows, heads, capacity, head_dim}, torch::TensorOptions().dtype(value_dtype).device(device));
   }
-  position_bytes_ = layers * heads * head_dim *
-                    static_cast<int64_t>(c10::elementSize(key_dtype) + c10::elementSize(value_dtype));
-  ledger_ = std::make_shared<LedgerEntry>();
-  update_ledger();
+  update_ledger();  // the tensors' own storage bytes (the same figure)
 }
 
 void KvCache::advance(int64_t tokens) {

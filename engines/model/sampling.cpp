@@ -367,8 +367,14 @@ torch::Tensor TokenSampler::gumbel(int64_t batch, int64_t positions, int64_t wid
 
 torch::Tensor TokenSampler::draw(const torch::Tensor& probs, int64_t scale, RandomStream stream) {
   const int64_t B = probs.size(0), l = probs.size(1), V = probs.size(2);
-  if (mode_ == RngMode::kReference)
-    return torch::multinomial(probs.reshape({-1, V}), 1, /*replacement=*/true, generator_).view({B, l});
+  if (mode_ == RngMode::kReference) {
+    // On a GPU, torch.multinomial asserts on the device for a NaN probability, which ends the process's
+    // CUDA context. Non-finite logits (the run fails at the batch's end: check_pending_logits) give NaN
+    // rows; they are drawn from as if uniform meanwhile. Finite probabilities pass unchanged, so the draw
+    // stays the official one; the CPU never gets here with NaN (ModelPass::logits throws first).
+    const auto p = probs.is_cuda() ? probs.nan_to_num(1.0) : probs;
+    return torch::multinomial(p.reshape({-1, V}), 1, /*replacement=*/true, generator_).view({B, l});
+  }
   // Gumbel-max: argmax(log p + G) is an exact sample of p. Unlike an inverse CDF over the vocabulary, a
   // last-bit change of the probabilities (batch-size dependent GEMM rounding) moves the outcome only
   // when the two best perturbed scores tie, not whenever one token's mass shifts the whole CDF.

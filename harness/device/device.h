@@ -34,6 +34,15 @@ ProcessDevice cuda_index_for_process(int64_t device_count,
                                      const std::function<const char*(const char*)>& getenv = [](const char* n) { return std::getenv(n); });
 std::string name(torch::Device device);  // the CPU model or the GPU's name
 void synchronize(torch::Device device);
+// Runs one small matrix product of each kind the models run, in float32 and `compute_dtype`: cuBLAS and
+// cuBLASLt allocate their workspace through the caching allocator at a stream's first product and keep it
+// for the process (32 MiB on Hopper), which a memory pass started before it would count as the first run's
+// activations. Called before every memory pass; a few microseconds once warm.
+void warm_up_libraries(torch::Device device, torch::ScalarType compute_dtype);
+// CUDA's synchronisation check (torch.cuda.set_sync_debug_mode("error")): while on, an operation that
+// makes the host wait for the device (a copy to the host, .item(), a stream synchronisation) throws. For
+// tests of "no synchronisation inside a batch"; nothing on the CPU.
+void error_on_synchronisation(bool on);
 
 // Timestamps on the device's stream: CUDA events (no synchronisation until `elapsed_ms`), or the steady
 // clock on CPU. Mark 0 is the start; elapsed_ms()[i] = time from mark i to mark i+1.

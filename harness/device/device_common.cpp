@@ -4,10 +4,29 @@
 #include <stdexcept>
 
 #include <fmt/format.h>
+#include <torch/torch.h>
 
 #include "harness/device/device.h"
 
 namespace varbench::device {
+
+void warm_up_libraries(torch::Device device, torch::ScalarType compute_dtype) {
+  c10::InferenceMode inference;
+  std::vector<torch::ScalarType> dtypes{torch::kFloat32};
+  // The CPU keeps no library workspace in tensors (and libtorch 1.13 has no half matmul there).
+  if (device.is_cuda() && compute_dtype != torch::kFloat32) dtypes.push_back(compute_dtype);
+  for (const auto dtype : dtypes) {
+    const auto o = torch::TensorOptions().device(device).dtype(dtype);
+    const auto a = torch::ones({64, 64}, o), bias = torch::ones({64}, o), a3 = torch::ones({2, 64, 64}, o);
+    // The products the models run: plain (cuBLAS), with a bias epilogue (cuBLASLt), batched.
+    torch::mm(a, a);
+    torch::addmm(bias, a, a);
+    torch::nn::functional::linear(a3, a, bias);
+    torch::bmm(a3, a3);
+    torch::baddbmm(a3, a3, a3);
+  }
+  synchronize(device);
+}
 
 std::string cpu_model_name() {
   std::ifstream in("/proc/cpuinfo");

@@ -28,6 +28,7 @@ std::unique_ptr<Timeline> make_timeline(torch::Device) { return make_cpu_timelin
 void reset_peak_stats(torch::Device) {}
 AllocatorStats allocator_stats(torch::Device) { return {}; }
 void empty_cache(torch::Device) {}
+void error_on_synchronisation(bool) {}
 int64_t total_memory_bytes(torch::Device) { return 0; }
 
 }  // namespace varbench::device

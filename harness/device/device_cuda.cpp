@@ -3,6 +3,7 @@
 #include <ATen/cuda/CUDAEvent.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <cuda_runtime_api.h>
 
 #include <stdexcept>
@@ -109,6 +110,10 @@ AllocatorStats allocator_stats(torch::Device d) {
   s.peak_bytes = stats.allocated_bytes[agg].peak;
   s.reserved_peak_bytes = stats.reserved_bytes[agg].peak;
   return s;
+}
+
+void error_on_synchronisation(bool on) {
+  c10::cuda::warning_state().set_sync_debug_mode(on ? c10::cuda::SyncDebugMode::L_ERROR : c10::cuda::SyncDebugMode::L_DISABLED);
 }
 
 void empty_cache(torch::Device d) {

@@ -6,7 +6,9 @@
 
 #include <chrono>
 #include <fstream>
+#include <limits>
 
+#include "engines/engine.h"
 #include "engines/model/generation.h"
 #include "engines/model/loading.h"
 #include "engines/model/torch_compat.h"
@@ -121,6 +123,123 @@ TEST_F(Cuda, PerImageTokensOfATinyModelEqualTheCpuTokens) {
             << " images differ (near ties)" << (where.empty() ? "" : ":" + where) << "\n";
   // Measured on CPU across batch sizes: 1 image in 96. More than one in eight is a real difference.
   EXPECT_LE(images_differing, 1) << where;
+}
+
+// Logits with NaN or Inf on the GPU: the batch runs to its end without a device assert (per-image Gumbel
+// sampling, and the reference lane's guarded torch.multinomial), the check read after it fails naming
+// model and scale, and the process's CUDA context still works.
+TEST_F(Cuda, NonFiniteLogitsFailAfterTheBatchAndTheProcessGoesOn) {
+  c10::InferenceMode inference;
+  auto var = load_var({"", "tiny-d2", 5});
+  auto vqvae = load_vqvae({"", "vqvae-ch32", 6});
+  var->label = "poisoned";
+  place(*var, gpu, torch::kFloat32);
+  place(*vqvae, gpu, torch::kFloat32);
+  const auto policy = PrecisionPolicy::of(Precision::kFloat32);
+  auto request_for = [&](RngMode mode) {
+    GenerationRequest r;
+    r.labels = torch::tensor(std::vector<int64_t>{1, 2}).to(gpu);
+    r.image_indices = {0, 1};
+    r.seed = 3;
+    r.rng_mode = mode;
+    r.sampling.top_k = {600};
+    r.sampling.top_p = 0.96;
+    return r;
+  };
+  for (const auto mode : {RngMode::kPerImage, RngMode::kReference}) {
+    for (const bool nan : {true, false}) {
+      if (nan) var->head->bias[7] = std::numeric_limits<float>::quiet_NaN();
+      else var->head->bias[7] = std::numeric_limits<float>::infinity();
+      try {
+        generate_single(var, vqvae, request_for(mode), policy);
+        ADD_FAILURE() << rng_mode_name(mode) << (nan ? " NaN" : " Inf") << ": no error";
+      } catch (const NonFiniteLogits& e) {
+        EXPECT_NE(std::string(e.what()).find("model 'poisoned' produced non-finite logits (NaN or Inf) at scale 0"), std::string::npos)
+            << e.what();
+      }
+    }
+  }
+  var->head->bias[7] = 0.0f;
+  const auto state = generate_single(var, vqvae, request_for(RngMode::kPerImage), policy);
+  EXPECT_EQ(state.scales_done(), var->arch().schedule.num_scales());
+  EXPECT_TRUE(state.f_hat.isfinite().all().item<bool>());
+}
+
+// The speed lane's batch makes the host wait for the device nowhere inside it: with CUDA's sync check on,
+// any copy to the host, .item() or stream synchronisation in engine.run() throws. (The speculative engine
+// reads each round's acceptance, so it is not held to this.)
+TEST_F(Cuda, NoSynchronisationInsideABatchOfTheSingleAndCoDeEngines) {
+  c10::InferenceMode inference;
+  ModelSet models;
+  models.transformers.emplace("large", load_var({"", "tiny-d3", 1}));
+  models.transformers.emplace("small", load_var({"", "tiny-d2", 2}));
+  models.vqvae = load_vqvae({"", "vqvae-ch32", 3});
+  for (auto& [name, m] : models.transformers) place(*m, gpu, torch::kFloat32);
+  place(*models.vqvae, gpu, torch::kFloat32);
+  models.policy = PrecisionPolicy::of(Precision::kFloat32);
+  GenerationRequest r;
+  r.labels = torch::tensor(std::vector<int64_t>{1, 2, 3, 4}).to(gpu);
+  r.image_indices = {0, 1, 2, 3};
+  r.seed = 9;
+  r.rng_mode = RngMode::kPerImage;
+  r.sampling.top_k = {600};
+  r.sampling.top_p = 0.96;
+  const std::vector<std::pair<std::string, EngineParams>> engines{
+      {"single", {{"model", std::string("large")}}},
+      {"collaborative", {{"drafter", std::string("large")}, {"refiner", std::string("small")}, {"draft_steps", int64_t{6}}}}};
+  for (const auto& [type, params] : engines) {
+    auto engine = make_engine(type, params, models);
+    ScaleObserver observer;
+    engine->run(r, observer);  // first use: lazy initialisations may synchronise once
+    device::synchronize(gpu);
+    check_pending_logits();
+    device::error_on_synchronisation(true);
+    std::string error;
+    try {
+      engine->run(r, observer);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    device::error_on_synchronisation(false);
+    EXPECT_EQ(error, "") << type << ": a synchronisation inside the batch";
+    device::synchronize(gpu);
+    check_pending_logits();
+  }
+}
+
+// The first run of a process counts no library workspace (cuBLAS keeps one from its first product) as
+// activations: two identical runs measure the same memory split.
+TEST_F(Cuda, TheFirstRunOfAProcessMeasuresTheSameMemoryAsTheSecond) {
+  const auto dir = testing::temp_dir("cuda_first_run");
+  const auto toml = dir + "/first.toml";
+  std::ofstream(toml) << R"(
+[experiment]
+name = "first-run"
+device = "cuda"
+images = 4
+batch_size = 4
+warmup = 1
+repetitions = 1
+[models.large]
+random_init = "tiny-d3"
+[vqvae]
+random_init = "vqvae-ch32"
+[[engines]]
+name = "first"
+type = "single"
+model = "large"
+[[engines]]
+name = "second"
+type = "single"
+model = "large"
+)";
+  const auto r = testing::run_varbench("run " + toml + " --out " + dir + "/r.h5 --quiet");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  h5::File f(dir + "/r.h5", h5::File::Mode::kReadOnly);
+  const auto first = f.root().group("runs/first/memory"), second = f.root().group("runs/second/memory");
+  EXPECT_EQ(first.attr_int("measured"), 1);
+  for (const char* attr : {"peak_bytes", "kv_cache_bytes", "activations_bytes"})
+    EXPECT_EQ(first.attr_int(attr), second.attr_int(attr)) << attr;
 }
 
 TEST_F(Cuda, ASmallSweepThroughEveryEngineCompletes) {
