@@ -463,7 +463,15 @@ SweepOutcome run_experiment(const Experiment& x, const DriverOptions& o, const R
   // --fresh replaces the file's runs: those the experiment no longer asks for go too (they would
   // otherwise be compared, reported and merged beside the new ones). Without it they stay, named.
   if (o.fresh) out.removed = std::exchange(out.stale, {});
-  results.prepare_sweep(out.removed, collect_provenance(torch::kCPU));
+  {
+    // The root's provenance is of this sweep, on the device its first run asks for.
+    torch::Device sweep_device = torch::kCPU;
+    try {
+      if (!x.runs.empty()) sweep_device = device::resolve(o.device_override.empty() ? x.runs.front().device : o.device_override);
+    } catch (const std::exception&) {
+    }
+    results.prepare_sweep(out.removed, collect_provenance(sweep_device));
+  }
   const auto plan = plan_images(x.classes, x.images_per_class);
 
   // Batches go to shards whole (batch k to shard k % count), so that every image is computed in the
