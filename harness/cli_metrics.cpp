@@ -267,7 +267,7 @@ metrics::ExtractedFeatures run_features(const h5::Group& run, const std::string&
   auto source = metrics::open_hdf5_images(std::move(images), file);
   auto f = metrics::extract_features(net.get(label), *source, eo, progress_bar("features " + label));
   metrics::write_feature_cache(run.require_group(cache_path), f);
-  run.group(cache_path).set_attr("inception_identity", file_identity(o.inception));
+  run.group(cache_path).set_attr("inception_identity", weights_identity);  // extraction needs --inception: never ""
   return f;
 }
 

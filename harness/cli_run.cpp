@@ -126,13 +126,9 @@ int run_command(const RunOptions& o) {
     so.quiet = o.quiet;
     scoring_failures = score_runs_world(out, *x.quality, so).failed;
   }
-  // The table shows the runs this experiment asks for; others the file holds (of an earlier version of
-  // the experiment) are named, never mixed in.
-  std::set<std::string> requested;
-  for (const auto& r : x.runs) requested.insert(r.id);
-  std::vector<RunRecord> records;
-  for (auto& r : std::filesystem::exists(out) ? read_run_records(out) : outcome.records)
-    if (requested.count(r.spec.id)) records.push_back(std::move(r));
+  // The table shows the runs this experiment asks for (the file's root holds its text since the sweep
+  // began); others the file holds (of an earlier version of the experiment) are named, never mixed in.
+  const auto records = std::filesystem::exists(out) ? read_requested_run_records(out) : outcome.records;
   if (!outcome.stale.empty())
     std::cerr << fmt::format("varbench run: {} also holds {} run{} this experiment does not ask for (kept, but left out of "
                              "tables, comparisons and merges; --fresh removes them): {}\n",

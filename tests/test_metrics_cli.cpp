@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <regex>
 
 #include "formats/hdf5.h"
@@ -144,8 +145,30 @@ TEST(MetricsCli, ScoreWritesMetricsOfCompletedRunsAndCachesFeatures) {
   // Again: from the cache, the same numbers.
   const auto again = run_varbench(args);
   ASSERT_EQ(again.exit_code, 0) << again.output;
+  std::string identity;
+  {
+    h5::File file(results, h5::File::Mode::kReadOnly);
+    EXPECT_EQ(file.root().group("runs/good/metrics").attr_double("fid"), fid);
+    identity = file.root().group("runs/good/feature_stats/adm").attr_string("inception_identity");
+  }
+  // Other weights (one value changed): the cache is not theirs, so the features are extracted again.
+  const auto other = dir + "/other-inception.safetensors";
+  std::filesystem::copy_file(weights(), other);
+  {
+    std::fstream w(other, std::ios::in | std::ios::out | std::ios::binary);
+    w.seekg(-4, std::ios::end);
+    float value = 0;
+    w.read(reinterpret_cast<char*>(&value), 4);
+    value = value == 0.5f ? 0.25f : 0.5f;
+    w.seekp(-4, std::ios::end);
+    w.write(reinterpret_cast<const char*>(&value), 4);
+  }
+  std::string with_other = args;
+  with_other.replace(with_other.find(weights()), weights().size(), other);
+  const auto rescored = run_varbench(with_other);
+  ASSERT_EQ(rescored.exit_code, 0) << rescored.output;
   h5::File file(results, h5::File::Mode::kReadOnly);
-  EXPECT_EQ(file.root().group("runs/good/metrics").attr_double("fid"), fid);
+  EXPECT_NE(file.root().group("runs/good/feature_stats/adm").attr_string("inception_identity"), identity);
 }
 
 TEST(MetricsCli, BadInputsAreOneLineErrorsNamingFileKeyAndValue) {
