@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <random>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -37,6 +39,17 @@ int run_logged(const std::vector<std::string>& args, const std::string& log) {
 }
 }  // namespace
 
+std::vector<bool> ab_base_first_order(int rounds, uint64_t seed) {
+  std::mt19937_64 draw(seed);
+  std::vector<bool> order;
+  for (int r = 0; r < rounds; r += 2) {
+    const bool base_first = (draw() >> 63) != 0;  // the top bit: one fair coin per pair
+    order.push_back(base_first);
+    if (r + 1 < rounds) order.push_back(!base_first);
+  }
+  return order;
+}
+
 AbFiles run_ab_rounds(const AbPlan& plan, std::ostream& progress) {
   namespace fs = std::filesystem;
   for (const auto& [what, path] : {std::pair{"base", plan.base_binary}, std::pair{"candidate", plan.candidate_binary}})
@@ -45,9 +58,16 @@ AbFiles run_ab_rounds(const AbPlan& plan, std::ostream& progress) {
   if (plan.rounds < 2) throw std::runtime_error(fmt::format("--rounds {}: at least 2 (each side first once)", plan.rounds));
   fs::create_directories(plan.out_dir);
   AbFiles files;
+  files.base_first = ab_base_first_order(plan.rounds, plan.order_seed);
+  {
+    // The draw, written before any round runs: a comparison can be repeated in the same order.
+    std::ofstream record(plan.out_dir + "/ab-order.txt");
+    record << "order_seed " << plan.order_seed << "\n";
+    for (int r = 0; r < plan.rounds; ++r) record << "round " << r + 1 << (files.base_first[r] ? " base candidate\n" : " candidate base\n");
+    if (!record) throw std::runtime_error(fmt::format("{}/ab-order.txt: cannot be written", plan.out_dir));
+  }
   for (int r = 0; r < plan.rounds; ++r) {
-    // A B, B A, A B, ...: neither side always goes first after the other's warm caches or heat.
-    const bool base_first = r % 2 == 0;
+    const bool base_first = files.base_first[r];
     for (int k = 0; k < 2; ++k) {
       const bool base = (k == 0) == base_first;
       const std::string side = base ? "base" : "candidate";

@@ -24,6 +24,12 @@ std::vector<double> repetition_latencies_ms(const RunRecord& r, bool with_decode
   for (const auto& [rep, v] : reps) out.push_back(v.first / static_cast<double>(v.second));
   return out;
 }
+std::string verdict_of(const RunComparison& rc, double tolerance, double alpha) {
+  if (rc.regression) return "SLOWER";
+  if (rc.shift.change < -tolerance && rc.p_value < alpha) return "faster";
+  if (rc.shift.lower >= -tolerance && rc.shift.upper <= tolerance) return "no change";
+  return "inconclusive";
+}
 }  // namespace
 
 double parse_tolerance(const std::string& text) {
@@ -103,14 +109,7 @@ Comparison compare_runs(const std::vector<RunRecord>& baseline, const std::vecto
         rc.note = "fewer than 2 repetitions: no U test";
         rc.regression = rc.change > tolerance;
       }
-      if (rc.regression)
-        rc.verdict = "SLOWER";
-      else if (rc.shift.change < -tolerance && rc.p_value < alpha)
-        rc.verdict = "faster";
-      else if (rc.shift.lower >= -tolerance && rc.shift.upper <= tolerance)
-        rc.verdict = "no change";
-      else
-        rc.verdict = "inconclusive";
+      rc.verdict = verdict_of(rc, tolerance, alpha);
     }
     if (it != base.end()) base.erase(it);
     c.regressions += rc.regression;
@@ -126,23 +125,129 @@ Comparison compare_runs(const std::vector<RunRecord>& baseline, const std::vecto
   return c;
 }
 
+double smallest_signed_rank_p(int rounds) { return std::min(1.0, 2.0 / std::ldexp(1.0, rounds)); }
+
+Comparison compare_rounds(const std::vector<std::vector<RunRecord>>& base_rounds,
+                          const std::vector<std::vector<RunRecord>>& candidate_rounds, double tolerance, double alpha,
+                          bool with_decode) {
+  if (base_rounds.size() != candidate_rounds.size())
+    throw std::runtime_error(fmt::format("A/B comparison: {} base rounds and {} candidate rounds", base_rounds.size(),
+                                         candidate_rounds.size()));
+  // Per run and side: one value per round (the median of the round's repetitions), or the round's failure.
+  struct Side {
+    std::map<size_t, double> by_round;
+    std::string error;
+    int64_t repetitions = 0;
+  };
+  std::vector<std::string> order;
+  std::map<std::string, Side> base, cand;
+  auto collect = [&](const std::vector<std::vector<RunRecord>>& rounds, std::map<std::string, Side>& side, bool ordering) {
+    for (size_t r = 0; r < rounds.size(); ++r)
+      for (const auto& rec : rounds[r]) {
+        if (!side.count(rec.spec.id) && ordering) order.push_back(rec.spec.id);
+        auto& s = side[rec.spec.id];
+        if (rec.status != "completed") {
+          if (s.error.empty()) s.error = fmt::format("round {}: {}", r + 1, rec.error.empty() ? rec.status : rec.error);
+          continue;
+        }
+        const auto reps = repetition_latencies_ms(rec, with_decode);
+        if (reps.empty()) continue;
+        s.repetitions += static_cast<int64_t>(reps.size());
+        s.by_round[r] = median(reps);
+      }
+  };
+  collect(candidate_rounds, cand, true);
+  collect(base_rounds, base, false);
+  Comparison c;
+  c.by_rounds = true;
+  std::vector<double> ratios;
+  for (const auto& id : order) {
+    const auto& b = cand.at(id);
+    RunComparison rc;
+    rc.run_id = id;
+    auto it = base.find(id);
+    if (!b.error.empty()) {
+      rc.note = "failed in candidate, " + b.error;
+      rc.regression = true;
+      rc.verdict = "SLOWER";
+    } else if (it == base.end()) {
+      rc.note = "not in base";
+    } else if (!it->second.error.empty()) {
+      rc.note = "failed in base, " + it->second.error;
+    } else {
+      // Rounds where both sides measured the run: the pairs.
+      std::vector<double> base_ms, cand_ms, log_ratios;
+      for (const auto& [r, ms] : b.by_round)
+        if (auto a = it->second.by_round.find(r); a != it->second.by_round.end()) {
+          base_ms.push_back(a->second);
+          cand_ms.push_back(ms);
+          log_ratios.push_back(std::log(ms) - std::log(a->second));
+        }
+      if (log_ratios.empty()) {
+        rc.note = "no round measured both sides";
+      } else {
+        rc.rounds = static_cast<int64_t>(log_ratios.size());
+        rc.baseline_repetitions = it->second.repetitions;
+        rc.current_repetitions = b.repetitions;
+        rc.baseline_ms = median(base_ms);
+        rc.current_ms = median(cand_ms);
+        rc.change = (rc.current_ms - rc.baseline_ms) / rc.baseline_ms;
+        rc.shift = paired_hodges_lehmann_change(log_ratios, 1 - alpha);
+        rc.p_value = log_ratios.size() >= 2 ? wilcoxon_signed_rank(log_ratios).p_value : std::nan("");
+        if (std::isnan(rc.p_value)) rc.note = "one round: no signed-rank test";
+        rc.regression = rc.shift.change > tolerance && rc.p_value < alpha;
+        rc.verdict = verdict_of(rc, tolerance, alpha);
+        ratios.push_back(std::exp(rc.shift.change > -1 ? std::log1p(rc.shift.change) : 0.0));
+      }
+    }
+    if (it != base.end()) base.erase(it);
+    c.regressions += rc.regression;
+    c.runs.push_back(std::move(rc));
+  }
+  for (const auto& [id, r] : base) {
+    RunComparison rc;
+    rc.run_id = id;
+    rc.note = "only in base";
+    c.runs.push_back(rc);
+  }
+  c.geomean_ratio = ratios.empty() ? std::nan("") : geometric_mean(ratios);
+  return c;
+}
+
 std::string format_comparison(const Comparison& c, double tolerance, double alpha) {
   std::ostringstream out;
   const int confidence = static_cast<int>(std::lround(100 * (1 - alpha)));
-  out << fmt::format("| run | baseline ms | current ms | change | HL change [{}% CI] | U-test p | verdict |\n", confidence)
-      << "|---|---|---|---|---|---|---|\n";
+  if (c.by_rounds)
+    out << fmt::format("| run | base ms | candidate ms | rounds | change | HL change [{}% CI] | signed-rank p | verdict |\n", confidence)
+        << "|---|---|---|---|---|---|---|---|\n";
+  else
+    out << fmt::format("| run | baseline ms | current ms | change | HL change [{}% CI] | U-test p | verdict |\n", confidence)
+        << "|---|---|---|---|---|---|---|\n";
+  const std::string empty_cells = c.by_rounds ? "- | - | - | - | - | - |" : "- | - | - | - | - |";
   for (const auto& r : c.runs) {
     if (!r.note.empty() && r.baseline_repetitions == 0) {
-      out << fmt::format("| {} | - | - | - | - | - | {}{} |\n", r.run_id, r.regression ? "REGRESSION: " : "", r.note);
+      out << fmt::format("| {} | {} {}{} |\n", r.run_id, empty_cells, r.regression ? "REGRESSION: " : "", r.note);
       continue;
     }
-    out << fmt::format("| {} | {:.2f} | {:.2f} | {:+.1f}% | {:+.1f}% [{:+.1f}%, {:+.1f}%] | {} | {}{} |\n", r.run_id,
-                       r.baseline_ms, r.current_ms, 100 * r.change, 100 * r.shift.change, 100 * r.shift.lower,
+    out << fmt::format("| {} | {:.2f} | {:.2f} |{} {:+.1f}% | {:+.1f}% [{:+.1f}%, {:+.1f}%] | {} | {}{} |\n", r.run_id,
+                       r.baseline_ms, r.current_ms, c.by_rounds ? fmt::format(" {} |", r.rounds) : "", 100 * r.change, 100 * r.shift.change, 100 * r.shift.lower,
                        100 * r.shift.upper, std::isnan(r.p_value) ? "-" : fmt::format("{:.4f}", r.p_value), r.verdict,
                        r.note.empty() ? "" : " (" + r.note + ")");
   }
-  out << fmt::format("| geometric mean | | | {:+.1f}% | | | {} regression{} |\n", 100 * (c.geomean_ratio - 1), c.regressions,
-                     c.regressions == 1 ? "" : "s");
+  out << fmt::format("| geometric mean | | |{} {:+.1f}% | | | {} regression{} |\n", c.by_rounds ? " |" : "",
+                     100 * (c.geomean_ratio - 1), c.regressions, c.regressions == 1 ? "" : "s");
+  if (c.by_rounds) {
+    out << fmt::format(
+        "Per round and side: the median over the round's repetitions of the mean batch time; ms: the median over rounds; "
+        "change: the ratio of those medians. The round is the unit (its repetitions share one minute of the machine): "
+        "HL change is the Hodges-Lehmann estimate of the per-round log ratios candidate/base (the median of their Walsh "
+        "averages) with its {}% confidence interval, p the two-sided Wilcoxon signed-rank test over the rounds. A run "
+        "regresses (SLOWER) when its HL change is more than {:.1f}% and p < {}; 'no change' when the interval lies "
+        "within +-{:.1f}%, 'inconclusive' when it reaches past it (more rounds would tell). Geometric mean: of the HL "
+        "changes.\n",
+        confidence, 100 * tolerance, alpha, 100 * tolerance);
+    return out.str();
+  }
   out << fmt::format(
       "Latency: median over repetitions of the mean batch time; change: the ratio of the medians. HL change: the "
       "Hodges-Lehmann estimate of the change (the median of all current/baseline ratios) with its {}% confidence "

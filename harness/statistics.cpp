@@ -110,6 +110,100 @@ ShiftEstimate hodges_lehmann_change(const std::vector<double>& a, const std::vec
   return e;
 }
 
+namespace {
+// Number of subsets of the ranks 1..n with each rank sum: the exact null distribution of T+ (2^n in all).
+std::vector<double> signed_rank_distribution(int64_t n) {
+  std::vector<double> count{1.0};
+  for (int64_t r = 1; r <= n; ++r) {
+    std::vector<double> next(count.size() + static_cast<size_t>(r), 0.0);
+    for (size_t t = 0; t < count.size(); ++t) {
+      next[t] += count[t];
+      next[t + static_cast<size_t>(r)] += count[t];
+    }
+    count = std::move(next);
+  }
+  return count;
+}
+}  // namespace
+
+SignedRank wilcoxon_signed_rank(const std::vector<double>& differences) {
+  std::vector<double> d;
+  for (double x : differences)
+    if (x != 0) d.push_back(x);
+  SignedRank out;
+  out.n = static_cast<int64_t>(d.size());
+  if (d.empty()) return out;
+  const bool zeros = d.size() != differences.size();
+  std::vector<size_t> order(d.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::sort(order.begin(), order.end(), [&](size_t i, size_t j) { return std::fabs(d[i]) < std::fabs(d[j]); });
+  const size_t n = d.size();
+  double tie_term = 0, t_minus = 0;
+  bool ties = false;
+  for (size_t i = 0; i < n;) {
+    size_t j = i;
+    while (j < n && std::fabs(d[order[j]]) == std::fabs(d[order[i]])) ++j;
+    const double avg = (static_cast<double>(i + 1) + static_cast<double>(j)) / 2.0;
+    for (size_t k = i; k < j; ++k) (d[order[k]] > 0 ? out.t_plus : t_minus) += avg;
+    const double t = static_cast<double>(j - i);
+    ties |= t > 1;
+    tie_term += t * t * t - t;
+    i = j;
+  }
+  const double t_small = std::min(out.t_plus, t_minus), nn = static_cast<double>(n);
+  if (n <= 50 && !zeros && !ties) {
+    const auto dist = signed_rank_distribution(out.n);
+    double tail = 0, total = 0;
+    for (size_t t = 0; t < dist.size(); ++t) {
+      total += dist[t];
+      if (static_cast<double>(t) <= t_small) tail += dist[t];
+    }
+    out.p_value = std::min(1.0, 2.0 * tail / total);
+    out.exact = true;
+    return out;
+  }
+  const double mean = nn * (nn + 1) / 4.0;
+  const double sd = std::sqrt(nn * (nn + 1) * (2 * nn + 1) / 24.0 - tie_term / 48.0);
+  out.p_value = sd > 0 ? std::min(1.0, std::erfc(std::fabs(t_small - mean) / sd / std::sqrt(2.0))) : 1.0;
+  return out;
+}
+
+ShiftEstimate paired_hodges_lehmann_change(const std::vector<double>& log_ratios, double confidence) {
+  if (log_ratios.empty()) throw std::runtime_error("Hodges-Lehmann estimate needs at least one paired difference");
+  const size_t n = log_ratios.size();
+  std::vector<double> walsh;
+  walsh.reserve(n * (n + 1) / 2);
+  for (size_t i = 0; i < n; ++i)
+    for (size_t j = i; j < n; ++j) walsh.push_back(0.5 * (log_ratios[i] + log_ratios[j]));
+  std::sort(walsh.begin(), walsh.end());
+  const size_t m = walsh.size();
+  const double median_w = m % 2 ? walsh[m / 2] : 0.5 * (walsh[m / 2 - 1] + walsh[m / 2]);
+  // The interval [W_(k+1), W_(m-k)] (1-based) has confidence 1 - 2 P(T+ <= k): k is the largest rank sum
+  // whose lower tail stays within (1 - confidence) / 2; none (too few pairs) leaves the whole range. In
+  // 0-based indices: walsh[k] and walsh[m - 1 - k].
+  const double tail_allowed = (1 - confidence) / 2;
+  int64_t k = -1;
+  if (n <= 50) {
+    const auto dist = signed_rank_distribution(static_cast<int64_t>(n));
+    const double total = std::accumulate(dist.begin(), dist.end(), 0.0);
+    double tail = 0;
+    for (size_t t = 0; t < dist.size(); ++t) {
+      tail += dist[t];
+      if (tail / total > tail_allowed) break;
+      k = static_cast<int64_t>(t);
+    }
+  } else {
+    const double nn = static_cast<double>(n);
+    k = static_cast<int64_t>(std::floor(nn * (nn + 1) / 4 - normal_quantile(1 - tail_allowed) * std::sqrt(nn * (nn + 1) * (2 * nn + 1) / 24))) - 1;
+  }
+  const size_t index = k < 0 ? 0 : std::min(static_cast<size_t>(k), (m - 1) / 2);
+  ShiftEstimate e;
+  e.change = std::expm1(median_w);
+  e.lower = std::expm1(walsh[index]);
+  e.upper = std::expm1(walsh[m - 1 - index]);
+  return e;
+}
+
 double geometric_mean(const std::vector<double>& v) {
   if (v.empty()) return std::nan("");
   double s = 0;

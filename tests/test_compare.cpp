@@ -2,12 +2,15 @@
 // compare` on synthetic repetitions, and the A/B mode on two real executables, one slowed on purpose.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
 
 #include "formats/hdf5.h"
+#include "harness/ab_rounds.h"
 #include "harness/compare.h"
 #include "harness/result_file.h"
 #include "harness/statistics.h"
@@ -64,6 +67,57 @@ TEST(HodgesLehmann, TheIntervalCoversTheTrueChangeAtItsConfidence) {
     covered += e.lower <= 0.05 && 0.05 <= e.upper;
   }
   EXPECT_NEAR(static_cast<double>(covered) / trials, 0.90, 0.03) << covered << " of " << trials;
+}
+
+TEST(WilcoxonSignedRank, MatchesScipy) {
+  // scipy.stats.wilcoxon(d) with scipy 1.10 (Debian 12): exact below 51 pairs without zeros or ties; with
+  // ties (|-0.05| = |0.05|, 2 and 2) mode='approx', the normal approximation with the tie correction.
+  EXPECT_NEAR(wilcoxon_signed_rank({0.1, -0.02, 0.05, 0.07, 0.03, 0.12, -0.01, 0.08}).p_value, 0.0390625, 1e-12);
+  EXPECT_NEAR(wilcoxon_signed_rank({0.1, -0.02, 0.05, 0.07, 0.03, 0.12, -0.01, 0.08, 0.2, 0.04, -0.051, 0.06}).p_value,
+              0.01611328125, 1e-12);
+  EXPECT_NEAR(wilcoxon_signed_rank({0.1, -0.02, 0.05, 0.07, 0.03, 0.12, -0.01, 0.08, 0.2, 0.04, -0.05, 0.06}).p_value,
+              0.01668677011401322, 1e-12);
+  EXPECT_NEAR(wilcoxon_signed_rank({1, 2, 2, 3, -1, 4, 5, -6, 7, 8}).p_value, 0.06619257972219345, 1e-12);
+  std::vector<double> large;
+  for (int i = 1; i <= 60; ++i) large.push_back(i % 4 == 2 ? -i : i);
+  const auto approx = wilcoxon_signed_rank(large);
+  EXPECT_FALSE(approx.exact);
+  EXPECT_NEAR(approx.p_value, 0.0006190095773213842, 1e-12);
+  EXPECT_DOUBLE_EQ(wilcoxon_signed_rank({0, 0}).p_value, 1.0);
+}
+
+TEST(PairedHodgesLehmann, TheIntervalCoversTheTrueChangeAtItsConfidence) {
+  // 2000 sets of 12 paired log ratios with 8% noise around a true +5%: the exact 90% interval (its achieved
+  // confidence for 12 pairs is 90.8%) covers +5% in about that share (binomial sd 0.65%).
+  std::mt19937 gen(11);
+  std::normal_distribution<double> noise(0, 0.08);
+  int covered = 0;
+  const int trials = 2000;
+  for (int t = 0; t < trials; ++t) {
+    std::vector<double> d;
+    for (int i = 0; i < 12; ++i) d.push_back(std::log(1.05) + noise(gen));
+    const auto e = paired_hodges_lehmann_change(d, 0.90);
+    covered += e.lower <= 0.05 && 0.05 <= e.upper;
+  }
+  EXPECT_NEAR(static_cast<double>(covered) / trials, 0.908, 0.025) << covered << " of " << trials;
+  // Walsh averages of {0, log 2}: 0, log(2)/2, log 2; median log(2)/2; with two pairs the interval is the range.
+  const auto e = paired_hodges_lehmann_change({0.0, std::log(2.0)}, 0.95);
+  EXPECT_NEAR(e.change, std::sqrt(2.0) - 1, 1e-12);
+  EXPECT_NEAR(e.lower, 0, 1e-12);
+  EXPECT_NEAR(e.upper, 1, 1e-12);
+}
+
+TEST(AbOrder, EachPairOfRoundsPutsEachSideFirstOnceAndTheSeedDecidesWhich) {
+  const auto a = ab_base_first_order(12, 42), again = ab_base_first_order(12, 42);
+  EXPECT_EQ(a, again);
+  ASSERT_EQ(a.size(), 12u);
+  for (size_t r = 0; r < a.size(); r += 2) EXPECT_NE(a[r], a[r + 1]) << "rounds " << r + 1 << " and " << r + 2;
+  // Over seeds the pairs are not always in one order (the fixed A B, B A, ... pattern of before).
+  int base_first_in_first_round = 0;
+  for (uint64_t seed = 0; seed < 200; ++seed) base_first_in_first_round += ab_base_first_order(2, seed)[0];
+  EXPECT_GT(base_first_in_first_round, 70);
+  EXPECT_LT(base_first_in_first_round, 130);
+  EXPECT_EQ(ab_base_first_order(7, 1).size(), 7u);
 }
 
 // A result file with one completed run per (id, per-repetition latencies).
@@ -181,6 +235,48 @@ TEST(CompareRuns, TheVerdictWeighsTheHodgesLehmannShiftNotTheRatioOfMedians) {
   EXPECT_EQ(s.runs[0].verdict, "SLOWER");
 }
 
+TEST(CompareRounds, TheRoundIsTheUnitNotTheRepetition) {
+  // The same measured sample as above, in its 12 rounds of 3 repetitions: repetitions within a round are
+  // correlated (intra-round correlation ~0.4), so the round is the unit. Per round the median of its three,
+  // the log ratio candidate/base, the signed-rank test over 12 rounds: p = 0.0771 (scipy.stats.wilcoxon), where
+  // the U test over 36 pooled repetitions said 0.0106; HL +6.2% [-1.4%, +13.6%].
+  const std::vector<double> base{213.0, 216.9, 211.8, 185.6, 196.2, 190.3, 181.8, 182.9, 192.8, 178.4, 192.5, 183.2,
+                                 190.8, 187.1, 184.9, 191.8, 195.8, 190.9, 208.7, 212.5, 186.2, 210.6, 251.7, 215.3,
+                                 191.9, 202.8, 184.4, 187.5, 190.9, 198.5, 210.4, 183.6, 194.8, 211.9, 226.2, 186.2};
+  const std::vector<double> same{229.6, 218.1, 215.3, 184.5, 183.9, 193.5, 223.0, 235.0, 215.8, 198.7, 191.8, 198.1,
+                                 211.5, 218.6, 217.8, 193.5, 184.1, 185.5, 221.0, 220.6, 290.6, 184.8, 185.5, 186.0,
+                                 190.8, 232.2, 212.6, 191.5, 243.5, 186.4, 237.2, 191.1, 209.5, 230.6, 263.6, 294.5};
+  auto rounds_of = [](const std::vector<double>& v, double factor) {
+    std::vector<std::vector<RunRecord>> rounds;
+    for (size_t r = 0; r < 12; ++r) rounds.push_back({record("small", {factor * v[3 * r], factor * v[3 * r + 1], factor * v[3 * r + 2]})});
+    return rounds;
+  };
+  const auto c = compare_rounds(rounds_of(base, 1), rounds_of(same, 1), 0.05, 0.05, false);
+  ASSERT_EQ(c.runs.size(), 1u);
+  EXPECT_TRUE(c.by_rounds);
+  EXPECT_EQ(c.runs[0].rounds, 12);
+  EXPECT_EQ(c.runs[0].current_repetitions, 36);
+  EXPECT_NEAR(c.runs[0].p_value, 0.0771484375, 1e-12);
+  EXPECT_NEAR(c.runs[0].shift.change, 0.06171, 1e-4);
+  EXPECT_NEAR(c.runs[0].shift.lower, -0.01381, 1e-4);
+  EXPECT_NEAR(c.runs[0].shift.upper, 0.13627, 1e-4);
+  EXPECT_FALSE(c.runs[0].regression);
+  EXPECT_EQ(c.runs[0].verdict, "inconclusive");
+  // 15% slower in every round: every log ratio shifts by log 1.15, all but one positive: a regression.
+  const auto s = compare_rounds(rounds_of(base, 1), rounds_of(same, 1.15), 0.05, 0.05, false);
+  EXPECT_TRUE(s.runs[0].regression) << format_comparison(s, 0.05, 0.05);
+  EXPECT_EQ(s.runs[0].verdict, "SLOWER");
+  EXPECT_NE(format_comparison(s, 0.05, 0.05).find("signed-rank p"), std::string::npos);
+  // A round that failed on the candidate side fails the run, naming the round.
+  auto cand = rounds_of(same, 1);
+  cand[4][0].status = "failed";
+  cand[4][0].error = "out of memory";
+  const auto f = compare_rounds(rounds_of(base, 1), cand, 0.05, 0.05, false);
+  EXPECT_TRUE(f.runs[0].regression);
+  EXPECT_NE(f.runs[0].note.find("round 5: out of memory"), std::string::npos) << f.runs[0].note;
+  EXPECT_DOUBLE_EQ(smallest_signed_rank_p(6), 0.03125);
+}
+
 TEST(CompareRuns, RecordsOfOneRunArePooledAcrossRounds) {
   const std::vector<RunRecord> base{record("x", {10, 11, 12}), record("x", {10, 11, 12})};
   const std::vector<RunRecord> cur{record("x", {20, 21}), record("x", {22, 23}), record("x", {24})};
@@ -216,17 +312,36 @@ TEST(CompareAb, TwoBuildsRunAlternatelyAndAnInjectedSlowdownFails) {
          "[[engines]]\nname = \"tiny\"\ntype = \"single\"\nmodel = \"m\"\n";
   }
   const auto r = testing::run_varbench("compare --ab " + std::string(VARBENCH_BINARY) + " " + slow + " " + exp +
-                                       " --rounds 2 --out-dir " + dir + "/ab");
+                                       " --rounds 6 --order-seed 5 --out-dir " + dir + "/ab");
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_NE(r.output.find("2 rounds alternating"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("6 rounds paired (base first in 3, candidate first in 3; order seed 5"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("SLOWER"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("1 regression "), std::string::npos) << r.output;
-  // Round 1 ran the base first, round 2 the candidate first; all four files are there.
+  // The sides ran in the order drawn from the seed, which ab-order.txt records; all twelve files are there.
+  const auto order = ab_base_first_order(6, 5);
   const auto progress_at = [&](const std::string& s) { return r.output.find(s); };
-  EXPECT_LT(progress_at("round 1/2: base"), progress_at("round 1/2: candidate")) << r.output;
-  EXPECT_LT(progress_at("round 2/2: candidate"), progress_at("round 2/2: base")) << r.output;
-  for (const char* f : {"base-round-0.h5", "candidate-round-0.h5", "base-round-1.h5", "candidate-round-1.h5"})
-    EXPECT_TRUE(std::filesystem::exists(dir + "/ab/" + f)) << f;
+  std::ifstream recorded(dir + "/ab/ab-order.txt");
+  std::string line;
+  std::getline(recorded, line);
+  EXPECT_EQ(line, "order_seed 5");
+  for (int round = 0; round < 6; ++round) {
+    const auto base_at = progress_at(fmt::format("round {}/6: base", round + 1)),
+               candidate_at = progress_at(fmt::format("round {}/6: candidate", round + 1));
+    EXPECT_EQ(base_at < candidate_at, order[round]) << "round " << round + 1 << "\n" << r.output;
+    std::getline(recorded, line);
+    EXPECT_EQ(line, fmt::format("round {} {}", round + 1, order[round] ? "base candidate" : "candidate base"));
+    for (const char* side : {"base", "candidate"})
+      EXPECT_TRUE(std::filesystem::exists(fmt::format("{}/ab/{}-round-{}.h5", dir, side, round))) << side << round;
+  }
+  // Too few rounds for the signed-rank test to reach alpha: refused before any work.
+  const auto few = testing::run_varbench("compare --ab " + std::string(VARBENCH_BINARY) + " " + slow + " " + exp +
+                                         " --rounds 4 --out-dir " + dir + "/ab-few");
+  EXPECT_EQ(few.exit_code, 1) << few.output;
+  EXPECT_NE(few.output.find("--rounds 4: the signed-rank test over 4 rounds cannot reach p < 0.05 (its smallest p is 0.125); "
+                            "use at least 6"),
+            std::string::npos)
+      << few.output;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/ab-few"));
   // The candidate's files say they were slowed.
   h5::File f(dir + "/ab/candidate-round-0.h5", h5::File::Mode::kReadOnly);
   EXPECT_TRUE(f.root().has_attr("test_slowdown"));
@@ -239,9 +354,11 @@ TEST(CompareAb, TwoBuildsRunAlternatelyAndAnInjectedSlowdownFails) {
     w << "#!/bin/sh\necho 'varbench: unknown parameter lookahead' >&2\nexit 1\n";
   }
   std::filesystem::permissions(failing, std::filesystem::perms::owner_all);
-  const auto stale = testing::run_varbench("compare --ab " + failing + " " + slow + " " + exp + " --rounds 2 --out-dir " + dir + "/ab");
+  const auto stale = testing::run_varbench("compare --ab " + failing + " " + slow + " " + exp + " --rounds 6 --order-seed 5 --out-dir " +
+                                           dir + "/ab");
   EXPECT_EQ(stale.exit_code, 1) << stale.output;
-  EXPECT_NE(stale.output.find("base side (" + failing + ") exited with 1 in round 1 of 2 without writing a result file; its output is in " +
+  // The first side of round 1 under seed 5 runs first: the failing base either fails there or right after.
+  EXPECT_NE(stale.output.find("base side (" + failing + ") exited with 1 in round 1 of 6 without writing a result file; its output is in " +
                               dir + "/ab/base-round-0.log"),
             std::string::npos)
       << stale.output;
