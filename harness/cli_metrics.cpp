@@ -208,6 +208,8 @@ struct ScoreOptions : MetricsOptions {
   std::string results, reference;
   std::string features = "inception", world_network;
   bool recompute = false;
+  int64_t resamples = 1000;
+  uint64_t interval_seed = 0;
 };
 
 // --features world: the toy world's feature network instead of the FID Inception (harness/world_scoring.h).
@@ -219,21 +221,35 @@ int run_score_world(const ScoreOptions& o) {
   q.features = "world";
   q.network = o.world_network;
   q.reference = o.reference;
+  if (o.resamples < 100 || o.resamples > 100000) throw std::runtime_error(fmt::format("--resamples {}: between 100 and 100000", o.resamples));
+  q.resamples = o.resamples;
+  q.interval_seed = o.interval_seed;
   WorldScoringOptions so;
   so.recompute = o.recompute;
   so.batch_size = o.batch_size;
   std::cerr << fmt::format("varbench score: {} in the world feature space of {} against {}\n", o.results, q.network, q.reference);
   const auto outcome = score_runs_world(o.results, q, so);
-  std::cout << "| run | images | FD (world) | class accuracy | precision | recall | KID |\n|---|---|---|---|---|---|---|\n";
+  std::cout << "| run | images | FD (world) [95% CI] | class accuracy | precision | recall | KID | vs baseline (FD difference) |\n"
+               "|---|---|---|---|---|---|---|---|\n";
   for (const auto& r : read_run_records(o.results)) {
     if (r.world_quality.empty()) continue;
-    auto v = [&](const char* key, const char* format) {
+    // A value with its interval: "0.8125 [0.7281, 0.8757]".
+    auto v = [&](const std::string& key, int digits) {
       const auto it = r.world_quality.find(key);
-      return it == r.world_quality.end() ? std::string("-") : fmt::format(fmt::runtime(format), it->second);
+      if (it == r.world_quality.end()) return std::string("-");
+      const auto lo = r.world_quality.find(key + "_lower"), hi = r.world_quality.find(key + "_upper");
+      if (lo == r.world_quality.end() || hi == r.world_quality.end()) return fmt::format("{:.{}f}", it->second, digits);
+      return fmt::format("{:.{}f} [{:.{}f}, {:.{}f}]", it->second, digits, lo->second, digits, hi->second, digits);
     };
-    std::cout << fmt::format("| {} | {} | {} | {} | {} | {} | {} +- {} |\n", r.spec.id, r.num_images, v("fd", "{:.4f}"),
-                             v("class_accuracy", "{:.4f}"), v("precision", "{:.4f}"), v("recall", "{:.4f}"), v("kid", "{:.5f}"),
-                             v("kid_std", "{:.5f}"));
+    std::string versus = "-";
+    if (!r.world_baseline_run.empty()) {
+      const auto& d = r.world_vs_baseline;
+      auto at = [&](const char* key) { const auto it = d.find(key); return it == d.end() ? std::nan("") : it->second; };
+      versus = fmt::format("{} ({} {:+.4f} [{:+.4f}, {:+.4f}])", r.world_verdict, r.world_baseline_run, at("fd_difference"),
+                           at("fd_difference_lower"), at("fd_difference_upper"));
+    }
+    std::cout << fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} |\n", r.spec.id, r.num_images, v("fd", 4), v("class_accuracy", 4),
+                             v("precision", 4), v("recall", 4), v("kid", 5), versus);
   }
   std::cerr << fmt::format("varbench score: {} runs scored, {} up to date, {} failed\n", outcome.scored, outcome.up_to_date,
                            outcome.failed);
@@ -445,6 +461,10 @@ void register_score_command(CLI::App& app, CommandAction& action) {
                   "--ref is then a world reference .npz)")
       ->check(CLI::IsMember({"inception", "world"}))
       ->capture_default_str();
+  cmd->add_option("--resamples", o->resamples,
+                  "--features world: bootstrap resamples behind every interval (and permutations of the paired test)")
+      ->capture_default_str();
+  cmd->add_option("--interval-seed", o->interval_seed, "--features world: seed of the bootstrap draws")->capture_default_str();
   cmd->add_option("--world-network", o->world_network, "The toy world's feature network (models/toy-world/world-features.safetensors)");
   cmd->add_option("--kid-subsets", o->kid_subsets, "KID subsets")->capture_default_str();
   cmd->add_option("--kid-subset-size", o->kid_subset_size, "Images per KID subset (KID is skipped for smaller sets)")

@@ -19,7 +19,7 @@ namespace {
 struct ReportOptions {
   std::vector<std::string> results;
   std::string format = "md", out, baseline;
-  bool no_figures = false;
+  bool no_figures = false, wide = false;
 };
 
 std::string quote(const std::string& s) {
@@ -38,7 +38,7 @@ int report_command(const ReportOptions& o) {
     }
     std::vector<std::string> others;
     const auto records = read_requested_run_records(path, &others);
-    std::cout << "## " << path << "\n\n" << format_report(report_rows(records, baseline), parse_report_format(o.format), records) << "\n";
+    std::cout << "## " << path << "\n\n" << format_report(report_rows(records, baseline), parse_report_format(o.wide ? "wide" : o.format), records) << "\n";
     if (!others.empty())
       std::cout << fmt::format("Not in the table: {} run{} of an earlier version of the experiment ({}); `varbench run --fresh` "
                                "removes them.\n\n",
@@ -61,7 +61,8 @@ void register_report_command(CLI::App& app, CommandAction& action) {
   auto o = std::make_shared<ReportOptions>();
   auto* cmd = app.add_subcommand("report", "Tables of result files and the paper's figures (scripts/figures.py)");
   cmd->add_option("results", o->results, "Result files (.h5)")->required();
-  cmd->add_option("--format", o->format, "Table format: md, csv or json")->capture_default_str();
+  cmd->add_option("--format", o->format, "Table format: md (compact), wide (every column), csv or json")->capture_default_str();
+  cmd->add_flag("--wide", o->wide, "Every column in the table (--format wide)");
   cmd->add_option("--baseline", o->baseline, "Engine the speed-ups refer to (default: the experiment's)");
   cmd->add_option("--out", o->out, "Folder for figures (default: results/figures/<name>)");
   cmd->add_flag("--no-figures", o->no_figures, "Tables only");

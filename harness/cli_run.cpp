@@ -25,7 +25,7 @@ namespace {
 
 struct RunOptions {
   std::string experiment, out, format = "md", device, shard;
-  bool random_init = false, fresh = false, quiet = false, dry_run = false;
+  bool random_init = false, fresh = false, quiet = false, dry_run = false, wide = false, no_table = false;
   double memory_capacity_gb = 0;  // 0: the CUDA device's own, where one is visible
   std::vector<std::string> rerun;
   int threads = -1;
@@ -64,7 +64,7 @@ int run_command(const RunOptions& o) {
     const auto p = std::filesystem::path(out);
     out = (p.parent_path() / fmt::format("{}.shard-{}-of-{}{}", p.stem().string(), shard.index, shard.count, p.extension().string())).string();
   }
-  const auto format = parse_report_format(o.format);
+  const auto format = parse_report_format(o.wide ? "wide" : o.format);
   if (o.dry_run) {
     std::cout << fmt::format("{}: {} runs, {} images each{} -> {}\n", o.experiment, x.runs.size(),
                              x.classes.size() * x.images_per_class,
@@ -137,7 +137,7 @@ int run_command(const RunOptions& o) {
     std::cerr << fmt::format("varbench run: --fresh removed {} run{} this experiment no longer asks for: {}\n", outcome.removed.size(),
                              outcome.removed.size() > 1 ? "s" : "", fmt::join(outcome.removed, ", "));
   const auto rows = report_rows(records, x.baseline);
-  std::cout << format_report(rows, format, records, context_json(collect_provenance(torch::kCPU), o.experiment));
+  if (!o.no_table) std::cout << format_report(rows, format, records, context_json(collect_provenance(torch::kCPU), o.experiment));
   // The sweep's peak on its device: the largest of what each run found resident (only its own models,
   // harness/driver.cpp) plus what it allocated above that.
   const RunRecord* peak_run = nullptr;
@@ -164,7 +164,11 @@ void register_run_command(CLI::App& app, CommandAction& action) {
   auto* cmd = app.add_subcommand("run", "Run an experiment file: every run timed, measured and recorded in one HDF5 file");
   cmd->add_option("experiment", o->experiment, "Experiment file (.toml)")->required();
   cmd->add_option("--out", o->out, "Result file (default: [experiment] out, or results/<name>.h5)");
-  cmd->add_option("--format", o->format, "Table format on stdout: md, csv or json (Google Benchmark layout)")->capture_default_str();
+  cmd->add_option("--format", o->format,
+                  "Table format on stdout: md (compact), wide (every column), csv or json (Google Benchmark layout)")
+      ->capture_default_str();
+  cmd->add_flag("--wide", o->wide, "Every column in the table (--format wide)");
+  cmd->add_flag("--no-table", o->no_table, "No table on stdout (`varbench report` prints it)");
   cmd->add_flag("--random-init", o->random_init, "Random weights for every model (from its config): speed and memory only");
   cmd->add_option("--device", o->device, "Override every run's device (cpu, cuda, cuda:N, auto)");
   cmd->add_option("--shard", o->shard, "Run shard I/N of every run's images (default: from Slurm or torchrun variables)");

@@ -729,8 +729,20 @@ RunRecord read_run_record(const std::string& path, const h5::Group& g, const std
   }
   if (g.has("metrics_world")) {
     auto m = g.group("metrics_world");
-    for (const char* key : {"fd", "class_accuracy", "precision", "recall", "kid", "kid_std"})
+    for (const char* key : {"fd", "class_accuracy", "precision", "recall", "kid"})
+      for (const std::string suffix : {"", "_lower", "_upper"})
+        if (m.has_attr(key + suffix)) r.world_quality[key + suffix] = m.attr_double(key + suffix);
+    for (const char* key : {"kid_std", "fd_bootstrap_sd", "bootstrap_resamples"})
       if (m.has_attr(key)) r.world_quality[key] = m.attr_double(key);
+    if (m.has("vs_baseline")) {
+      auto v = m.group("vs_baseline");
+      for (const auto& attr : v.attr_names()) {
+        if (attr == "baseline_run") r.world_baseline_run = v.attr_string(attr);
+        else if (attr == "verdict") r.world_verdict = v.attr_string(attr);
+        else if (attr.find("difference") != std::string::npos || attr.size() > 2 && attr.substr(attr.size() - 2) == "_p")
+          r.world_vs_baseline[attr] = v.attr_double(attr);
+      }
+    }
   }
   if (g.has_attr("segments")) r.segments = g.attr_int("segments");
   return r;

@@ -276,7 +276,7 @@ Experiment parse_experiment(const std::string& text, const std::string& path) {
   if (const auto* q = root.get("quality")) {
     if (!q->is_table()) p.fail(q, "[quality] must be a table");
     const auto& t = *q->as_table();
-    p.only_keys(t, "quality", {"features", "network", "reference"});
+    p.only_keys(t, "quality", {"features", "network", "reference", "resamples", "interval_seed"});
     QualitySpec spec;
     spec.features = p.get<std::string>(t, "features", "world");
     if (spec.features != "world")
@@ -286,6 +286,14 @@ Experiment parse_experiment(const std::string& text, const std::string& path) {
     spec.reference = p.get<std::string>(t, "reference", "");
     if (spec.network.empty() || spec.reference.empty())
       p.fail(q, "[quality] needs network = \"<features>.safetensors\" and reference = \"<reference>.npz\"");
+    spec.resamples = p.get<int64_t>(t, "resamples", int64_t{1000});
+    if (spec.resamples < 100 || spec.resamples > 100000)
+      p.fail(t.get("resamples"), fmt::format("[quality] resamples = {}: between 100 and 100000 (the bootstrap behind every quality "
+                                             "interval; 95% intervals need at least a few hundred)",
+                                             spec.resamples));
+    const auto seed = p.get<int64_t>(t, "interval_seed", int64_t{0});
+    if (seed < 0) p.fail(t.get("interval_seed"), fmt::format("[quality] interval_seed = {}: must be >= 0", seed));
+    spec.interval_seed = static_cast<uint64_t>(seed);
     spec.line = q->source().begin.line;
     x.quality = spec;
   }

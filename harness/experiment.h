@@ -48,6 +48,10 @@ struct QualitySpec {
   std::string features;   // "world"
   std::string network;    // the feature network's safetensors
   std::string reference;  // reference features (.npz: features, labels)
+  // The intervals' bootstrap (metrics/uncertainty.h): resamples over the generated images (also the
+  // permutations of the paired test against the baseline run) and the seed of the draws.
+  int64_t resamples = 1000;
+  uint64_t interval_seed = 0;
   int64_t line = 0;
 };
 

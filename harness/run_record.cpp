@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <set>
+
+#include <fmt/format.h>
 
 namespace varbench {
 
@@ -15,6 +18,14 @@ double percentile(std::vector<double> v, double q) {
 }
 
 double median(std::vector<double> v) { return percentile(std::move(v), 0.5); }
+
+std::string comparison_context(const RunRecord& r) {
+  static const std::set<std::string> axes{"device", "dtype", "batch_size", "cfg", "top_k", "top_p", "temperature"};
+  std::string key = fmt::format("{}|{}|{}", r.spec.device, r.spec.dtype, r.spec.batch_size);
+  for (const auto& [k, v] : r.spec.swept)
+    if (axes.count(k)) key += "|" + k + "=" + v;
+  return key;
+}
 
 std::vector<double> RunRecord::repetition_images_per_s(bool with_decode) const {
   std::map<int64_t, std::pair<double, double>> reps;  // repetition -> (images, ms)

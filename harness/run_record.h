@@ -58,14 +58,25 @@ struct RunRecord {
   std::map<std::string, std::vector<double>> per_scale;  // engine series summed over the timed batches of rep 0
   std::map<std::string, double> counters;
   // Quality in the toy world's feature space (/runs/<run>/metrics_world: fd, class_accuracy, precision,
-  // recall, kid, kid_std), when scored.
+  // recall, kid, kid_std, each with its 95% interval as <key>_lower, <key>_upper), when scored.
   std::map<std::string, double> world_quality;
+  // Against the experiment's baseline run (/runs/<run>/metrics_world/vs_baseline): differences run - baseline
+  // with their intervals and tests (fd_difference, fd_difference_lower, ..., fd_permutation_p, mcnemar_p,
+  // fd_detectable_difference), the baseline run's name and the verdict ("better", "worse",
+  // "indistinguishable at 95%"); empty when there is none.
+  std::map<std::string, double> world_vs_baseline;
+  std::string world_baseline_run, world_verdict;
 
   // Derived statistics.
   std::vector<double> repetition_images_per_s(bool with_decode) const;
   double median_images_per_s(bool with_decode) const;
   double latency_percentile_ms(double q, bool with_decode) const;  // over timed batches
 };
+
+// What a run is compared on with the experiment's baseline run: everything but its engine and the engine's
+// own parameters (device, dtype, batch size and the swept sampling settings). Speed-ups and quality
+// comparisons pair a run with the baseline run of the same context.
+std::string comparison_context(const RunRecord& r);
 
 double percentile(std::vector<double> v, double q);  // linear interpolation, q in [0, 1]
 double median(std::vector<double> v);

@@ -21,6 +21,7 @@ Debian packages: python3-h5py, python3-matplotlib, python3-numpy.
 import argparse
 import json
 import math
+from statistics import NormalDist
 import os
 import re
 import sys
@@ -106,6 +107,9 @@ def load_runs(paths):
                     r["metrics"] = {k: attr(g["metrics"], k) for k in g["metrics"].attrs}
                 if "metrics_world" in g:
                     r["world"] = {k: attr(g["metrics_world"], k) for k in g["metrics_world"].attrs}
+                    if "vs_baseline" in g["metrics_world"]:
+                        v = g["metrics_world"]["vs_baseline"]
+                        r["world_vs_baseline"] = {k: attr(v, k) for k in v.attrs}
                 if "engine_stats" in g:
                     r["engine_stats"] = {k: g["engine_stats"][k][:] for k in g["engine_stats"]}
                 runs.append(r)
@@ -171,22 +175,56 @@ def context(r):
     return (r["file"], r["device"], r["dtype"], r["batch"])
 
 
-def speedups(runs, with_decode=False):
-    """Speed-up of every run against a baseline run with the same context: the file's baseline engine,
-    or a single-model run of the largest model."""
-    out = {}
+def baseline_runs(runs):
+    """Per context, the run speed-ups refer to: the file's baseline engine, or a single-model run of the
+    largest model."""
     base = {}
     for r in runs:
         if r["type"] == "single" and "batch_ms" in r:
             key = context(r)
             rank = (r["engine"] == r["baseline"], max([depth_of(r, m) or 0 for m in r["models"]] or [0]))
             if key not in base or rank > base[key][0]:
-                base[key] = (rank, images_per_s(r, with_decode))
+                base[key] = (rank, r)
+    return {k: v[1] for k, v in base.items()}
+
+
+def speedups(runs, with_decode=False):
+    """Speed-up of every run against the baseline run of its context (baseline_runs)."""
+    base = baseline_runs(runs)
+    return {(r["id"], r["file"]): images_per_s(r, with_decode) / images_per_s(base[context(r)], with_decode)
+            for r in runs if context(r) in base and "batch_ms" in r}
+
+
+def per_image_ms(r):
+    return [t / n for t, n in zip(r["batch_ms"], r["batch_images"]) if n > 0]
+
+
+def speedup_interval(base_ms, run_ms, confidence=0.95):
+    """95% interval of a speed-up as `varbench report` computes it (harness/report.cpp): the Hodges-Lehmann
+    shift of per-image batch times, baseline to run, with Moses' interval (pairwise log ratios, the rank
+    from the normal approximation of the U statistic); a latency ratio 1 + c is a speed-up 1 / (1 + c)."""
+    d = sorted(math.log(y) - math.log(x) for x in base_ms for y in run_ms)
+    n1, n2 = len(base_ms), len(run_ms)
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    c = math.floor(n1 * n2 / 2 - z * math.sqrt(n1 * n2 * (n1 + n2 + 1) / 12.0))
+    k = 0 if c < 0 else min(c, (len(d) - 1) // 2)
+    return 1 / (1 + math.expm1(d[len(d) - 1 - k])), 1 / (1 + math.expm1(d[k]))
+
+
+def speedup_intervals(runs):
+    base = baseline_runs(runs)
+    out = {}
     for r in runs:
-        key = context(r)
-        if key in base and "batch_ms" in r:
-            out[r["id"], r["file"]] = images_per_s(r, with_decode) / base[key][1]
+        b = base.get(context(r))
+        if b is None or "batch_ms" not in r:
+            continue
+        out[r["id"], r["file"]] = (1.0, 1.0) if b is r else speedup_interval(per_image_ms(b), per_image_ms(r))
     return out
+
+
+def legend_outside(ax, **kwargs):
+    """The legend to the right of the axes, never over the data."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, **kwargs)
 
 
 def save(fig, out, name, formats, manifest, panels):
@@ -227,6 +265,7 @@ def fig1(runs, out, formats, manifest, notes):
     scored, key, name, label = ((inception, "metrics", "fid", "FID (lower is better)") if inception else
                                 (world, "world", "fd", "FD in the toy world's feature space (lower is better)"))
     sp = speedups(runs)
+    sp_interval = speedup_intervals(runs)
     timed_by_output = {}
     for t in runs:
         if (t["id"], t["file"]) in sp and output_key(t) is not None:
@@ -237,41 +276,59 @@ def fig1(runs, out, formats, manifest, notes):
         if not partners and (q["id"], q["file"]) in sp:
             partners = [q]
         for t in partners:
+            lo, hi = q[key].get(name + "_lower"), q[key].get(name + "_upper")
+            s_lo, s_hi = sp_interval.get((t["id"], t["file"]), (None, None))
             groups.setdefault((t["batch"], t["device_name"] or t["device"]), []).append(dict(
                 run=q["id"], quality_file=q["file"], speed_run=t["id"], speed_file=t["file"], batch=t["batch"],
                 device=t["device_name"] or t["device"], speedup=sp[t["id"], t["file"]], quality=float(q[key][name]),
+                quality_lower=None if lo is None else float(lo), quality_upper=None if hi is None else float(hi),
+                speedup_lower=s_lo, speedup_upper=s_hi, verdict=q.get("world_vs_baseline", {}).get("verdict"),
                 collaborative=q["type"] == "collaborative", draft_steps=int(q["params"].get("draft_steps", 0) or 0),
                 table1_row=table1_row(q)))
     if not groups:
         notes.append("fig1_speedup_vs_fid: no scored run has timings, in its own file or another one given")
         return
-    fig, ax = plt.subplots(figsize=(6.5, 4.8))
+    fig, ax = plt.subplots(figsize=(8.5, 5.0))
     markers = "os^Dv<>p"
     points = []
     for g, ((batch, device), pts) in enumerate(sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1]))):
         tag = f"batch {batch}, {device}"
         colour = f"C{g % 10}"
-        ax.scatter([p["quality"] for p in pts], [p["speedup"] for p in pts], color=colour, marker=markers[g % len(markers)],
-                   label=tag)
+        # 95% intervals as error bars: quality (bootstrap over the images) and speed-up (Moses, over batches).
         for p in pts:
-            ax.annotate(p["run"], (p["quality"], p["speedup"]), fontsize=6, color=colour)
+            def bar(v, lo, hi):
+                return None if lo is None or hi is None else [[max(v - lo, 0.0)], [max(hi - v, 0.0)]]
+            ax.errorbar(p["quality"], p["speedup"], xerr=bar(p["quality"], p["quality_lower"], p["quality_upper"]),
+                        yerr=bar(p["speedup"], p["speedup_lower"], p["speedup_upper"]), fmt="none", ecolor=colour,
+                        alpha=0.45, capsize=2, linewidth=0.8)
+        ax.scatter([p["quality"] for p in pts], [p["speedup"] for p in pts], color=colour, marker=markers[g % len(markers)],
+                   label=tag, zorder=3)
         code = sorted((p["draft_steps"], p["quality"], p["speedup"]) for p in pts if p["collaborative"])
         if len(code) > 1:  # CoDe's trade-off curve over N, within one batch size and device
             ax.plot([c[1] for c in code], [c[2] for c in code], color=colour, alpha=0.5)
         points += pts
+    # Points are numbered on the plot and named in a key beside it: run names written at the points
+    # overlap wherever runs are close (the quickstart's CoDe runs sit within each other's intervals).
+    for i, p in enumerate(points, 1):
+        p["label"] = i
+        ax.annotate(str(i), (p["quality"], p["speedup"]), xytext=(3, 3), textcoords="offset points", fontsize=7)
+    key_lines = [f"{p['label']}  {p['run']}" + (f"  ({p['verdict']})" if p.get("verdict") else "") for p in points]
+    ax.text(1.01, 0.0, "\n".join(key_lines), transform=ax.transAxes, fontsize=6.5, va="bottom", ha="left", family="monospace")
     matched = {p["table1_row"] for p in points if p["batch"] == 64} & set(PAPER_TABLE1) if inception else set()
     paper = [(v["fid"], v["images_per_s"] / PAPER_TABLE1["VAR-d30"]["images_per_s"], k) for k, v in PAPER_TABLE1.items() if k in matched]
     if paper:
         ax.scatter([p[0] for p in paper], [p[1] for p in paper], marker="x", color="C3", label="paper (Table 1: batch 64, L20)")
         for x, y, k in paper:
             ax.annotate(k, (x, y), fontsize=7, color="C3")
-    ax.legend(fontsize=7)
-    ax.set_xlabel(label)
+    legend_outside(ax, fontsize=7)
+    ax.set_xlabel(label + "; bars: 95% intervals")
     ax.set_ylabel("speed-up over the baseline (same batch and device)")
     ax.set_title("Speed-up against FID" if inception else "Speed-up against FD (toy world)")
     name_out = "fig1_speedup_vs_fid" if inception else "fig1_speedup_vs_fd_world"
     save(fig, out, name_out, formats, manifest, [ax.get_title()])
     manifest[name_out]["points"] = [{k: v for k, v in p.items() if k not in ("collaborative", "draft_steps")} for p in points]
+    manifest[name_out]["error_bars"] = dict(quality=sum(p["quality_lower"] is not None for p in points),
+                                            speedup=sum(p["speedup_lower"] is not None for p in points))
     manifest[name_out]["paper_markers"] = sorted(k for _, _, k in paper)
 
 
@@ -296,7 +353,7 @@ def fig5b(runs, out, formats, manifest, notes):
     for a in (a1, a2):
         a.set_xscale("log", base=2)
         a.set_xlabel("batch size")
-        a.legend(fontsize=7)
+    legend_outside(a2, fontsize=7)
     a1.set_ylabel("images/s (decode excluded)")
     a1.set_title("Throughput against batch size")
     a2.set_ylabel("speed-up")
@@ -351,7 +408,7 @@ def fig5c(runs, out, formats, manifest, notes):
     ax.set_xticklabels(labels, fontsize=7, rotation=30, ha="right")
     ax.set_ylabel("ms per batch")
     ax.set_title("Per-scale latency (paper: the last three scales take 64% of VAR-d30's time at batch 64)", fontsize=9)
-    ax.legend(fontsize=6, ncol=2)
+    legend_outside(ax, fontsize=6)
     save(fig, out, "fig5c_scale_latency", formats, manifest, [ax.get_title()])
 
     # Beside it: the memory pass, phase by phase.
@@ -359,20 +416,39 @@ def fig5c(runs, out, formats, manifest, notes):
     if not measured:
         notes.append("fig5c_phase_memory: no run with a measured memory pass")
         return
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for i, r in enumerate(measured):
+    # Small multiples: one panel per run, grouped by engine family, each with its own phases on its x axis
+    # (a speculative run's set-up, draft and verify rounds are not a CoDe run's drafter and refiner scales).
+    family_order = {"single": 0, "collaborative": 1, "speculative": 2}
+    measured.sort(key=lambda r: (family_order.get(r["type"], 3), r["type"], r["index"]))
+    cols = min(4, len(measured))
+    rows = math.ceil(len(measured) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.7 * rows + 0.6), sharey=True, squeeze=False)
+    panels, phase_labels = [], {}
+    for ax, r in zip(axes.flat, measured):
         ph = r["memory_phases"]
         w = r["memory"]["weights_bytes"]
-        ax.step(range(len(ph)), [(w + p["allocated"]) / 2**20 for p in ph], where="mid", color=f"C{i % 10}", label=f"{r['id']} peak")
-        ax.step(range(len(ph)), [p["kv"] / 2**20 for p in ph], where="mid", color=f"C{i % 10}", linestyle="--", label=f"{r['id']} KV alive")
-    longest = max(measured, key=lambda r: len(r["memory_phases"]))["memory_phases"]
-    names = [p["kind"] if p["kind"] != "scale" else f"s{p['first']}" for p in longest]
-    ax.set_xticks(range(len(names)))
-    ax.set_xticklabels(names, fontsize=6, rotation=60)
-    ax.set_ylabel("MB")
-    ax.set_title("Memory per phase (memory pass: allocator peak + weights; dashed: KV cache alive)", fontsize=9)
-    ax.legend(fontsize=6)
-    save(fig, out, "fig5c_phase_memory", formats, manifest, [ax.get_title()])
+        ax.step(range(len(ph)), [(w + p["allocated"]) / 2**20 for p in ph], where="mid", color="C0",
+                label="allocator peak + weights")
+        ax.step(range(len(ph)), [p["kv"] / 2**20 for p in ph], where="mid", color="C1", linestyle="--", label="KV cache alive")
+        # Scales as s<k>; a speculative round by its first scale (draft s3, verify s3).
+        names = [f"s{p['first']}" if p["kind"] == "scale" else
+                 f"{p['kind']} s{p['first']}" if p["kind"] in ("draft", "verify") and p["first"] >= 0 else p["kind"] for p in ph]
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names, fontsize=5.5, rotation=90)
+        ax.set_title(f"{r['id']} ({r['type']}, batch {r['batch']})", fontsize=7)
+        ax.grid(axis="y", alpha=0.3)
+        panels.append(ax.get_title())
+        phase_labels[r["id"]] = names
+    for ax in axes.flat[len(measured):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("MB")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper right", fontsize=7, ncol=2, frameon=False)
+    fig.suptitle("Memory per phase (memory pass): allocator peak + weights, and the KV cache alive", fontsize=9, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    save(fig, out, "fig5c_phase_memory", formats, manifest, panels)
+    manifest["fig5c_phase_memory"]["phase_labels"] = phase_labels
 
 
 def table3(runs, out, formats, manifest, notes):
@@ -406,7 +482,7 @@ def table3(runs, out, formats, manifest, notes):
     ax.set_xticklabels(labels, fontsize=7, rotation=30, ha="right")
     ax.set_ylabel("MB")
     ax.set_title("Memory split at the peak phase (Table 3)")
-    ax.legend()
+    legend_outside(ax, fontsize=7)
     save(fig, out, "table3_memory", formats, manifest, [ax.get_title()])
 
 
@@ -424,12 +500,20 @@ def acceptance(runs, out, formats, manifest, notes):
     ax.set_ylabel("accepted / drafted tokens")
     ax.set_ylim(0, 1.05)
     ax.set_title("Speculative acceptance per scale")
-    ax.legend(fontsize=7)
+    legend_outside(ax, fontsize=7)
     save(fig, out, "speculative_acceptance", formats, manifest, [ax.get_title()])
 
 
 def fmt(v, spec):
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+def fmt_interval(values, key, spec):
+    """'3359 [2411, 4710]' from a metrics group's key, key_lower, key_upper."""
+    v, lo, hi = values.get(key), values.get(key + "_lower"), values.get(key + "_upper")
+    if v is None:
+        return "-"
+    return fmt(v, spec) if lo is None or hi is None else f"{fmt(v, spec)} [{fmt(lo, spec)}, {fmt(hi, spec)}]"
 
 
 def tables(runs):
@@ -450,21 +534,24 @@ def tables(runs):
             lines.append(f"| {row} | paper (batch 64, L20) | {p['latency_s']:.2f} | {p['images_per_s']:.2f} | {p['peak_mb']} | "
                          f"{p['fid']:.2f} | {p['inception_score']} | {p['precision']:.2f} | {p['recall']:.2f} |")
     table1 = "\n".join(lines) + "\n"
-    lines = ["| N | run | FID (measured) | FID (paper, training-free) | FD (toy world) | class accuracy (toy world) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| N | run | FID (measured) | FID (paper, training-free) | FD (toy world) [95% CI] | class accuracy (toy world) [95% CI] | "
+             "vs baseline (FD difference [95% CI]) |",
+             "|---|---|---|---|---|---|---|"]
     for r in runs:  # the baseline first (the drafter alone: what CoDe's quality is compared with)
         if r["type"] == "single" and r["engine"] == r["baseline"] and r["status"] == "completed":
             world = r.get("world", {})
             lines.append(f"| baseline | {r['id']} | {fmt(r.get('metrics', {}).get('fid'), '.2f')} | - | "
-                         f"{fmt(world.get('fd'), '.3f')} | {fmt(world.get('class_accuracy'), '.3f')} |")
+                         f"{fmt_interval(world, 'fd', '.3f')} | {fmt_interval(world, 'class_accuracy', '.3f')} | - |")
     for r in runs:
         if r["type"] != "collaborative" or r["status"] != "completed":
             continue
         n = int(r["params"].get("draft_steps", 0))
         paper = PAPER_TABLE6_FID.get(n) if table6_n(r) else None
         world = r.get("world", {})
+        versus = r.get("world_vs_baseline", {})
+        verdict = (f"{versus['verdict']} ({fmt_interval(versus, 'fd_difference', '+.3f')})" if "verdict" in versus else "-")
         lines.append(f"| {n} | {r['id']} | {fmt(r.get('metrics', {}).get('fid'), '.2f')} | {fmt(paper, '.2f')} | "
-                     f"{fmt(world.get('fd'), '.3f')} | {fmt(world.get('class_accuracy'), '.3f')} |")
+                     f"{fmt_interval(world, 'fd', '.3f')} | {fmt_interval(world, 'class_accuracy', '.3f')} | {verdict} |")
     table6 = "\n".join(lines) + "\n"
     return table1, table6
 

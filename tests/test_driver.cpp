@@ -586,11 +586,15 @@ TEST(Report, TheNullEngineShowsItsOverheadPerBatchNotThroughput) {
   EXPECT_FALSE(std::isfinite(rows[1].images_per_s));
   EXPECT_EQ(rows[1].speedup, 0.0);
   EXPECT_NEAR(rows[1].latency_p50_ms, 0.035, 1e-12);
-  const auto md = format_report(rows, ReportFormat::kMarkdown, records);
+  const auto md = format_report(rows, ReportFormat::kWide, records);
   EXPECT_NE(md.find("| null  | null   |        | 4     | 8      | -     | -         | 0.035  | 0.047  | -          | -        | -            | -       | -          | -     | -            | -      |"),
             std::string::npos)
       << md;
   EXPECT_NE(md.find("ok: the driver's own overhead per batch (no model runs)"), std::string::npos) << md;
+  // The compact table: the overhead in its note, no throughput; the baseline's speed-up without an interval.
+  const auto compact = format_report(rows, ReportFormat::kMarkdown, records);
+  EXPECT_NE(compact.find("| null  | -     | -                 | -       | overhead 0.035 ms/batch (p50) |"), std::string::npos) << compact;
+  EXPECT_NE(compact.find("| large | 2.00  | 1.00x             |"), std::string::npos) << compact;
 }
 
 TEST(Sharding, ComesFromTheFlagOrTheSchedulersEnvironment) {

@@ -64,7 +64,7 @@ target = "large"
   const auto manifest = nlohmann::json::parse(in);
   EXPECT_TRUE(manifest["skipped"].empty()) << manifest.dump(2);
   const std::map<std::string, size_t> panels{{"fig1_speedup_vs_fid", 1}, {"fig5b_batch_scaling", 2}, {"fig5c_scale_latency", 1},
-                                             {"fig5c_phase_memory", 1}, {"table3_memory", 1}, {"speculative_acceptance", 1}, {"table1", 0}, {"table6", 0}};
+                                             {"fig5c_phase_memory", 3}, {"table3_memory", 1}, {"speculative_acceptance", 1}, {"table1", 0}, {"table6", 0}};
   for (const auto& [name, count] : panels) {
     ASSERT_TRUE(manifest["figures"].contains(name)) << name;
     EXPECT_EQ(manifest["figures"][name]["panels"].size(), count) << name;
@@ -77,6 +77,25 @@ target = "large"
     if (count) {
       EXPECT_EQ(manifest["figures"][name]["files"].size(), 2u) << name;  // PNG and PDF
     }
+  }
+  // The phase memory as small multiples: one panel per run (one per engine here, at its largest batch), each
+  // with its own phases on the x axis: the speculative run's rounds, the single model's scales.
+  const auto& phases = manifest["figures"]["fig5c_phase_memory"]["phase_labels"];
+  ASSERT_EQ(phases.size(), 3u) << phases.dump();
+  auto has_label = [&](const std::string& run, const std::string& prefix) {
+    for (const auto& l : phases[run])
+      if (l.get<std::string>().rfind(prefix, 0) == 0) return true;
+    return false;
+  };
+  EXPECT_TRUE(has_label("spec,batch_size=2", "verify s")) << phases.dump();
+  EXPECT_FALSE(has_label("large,batch_size=2", "verify")) << phases.dump();
+  EXPECT_TRUE(has_label("large,batch_size=2", "s9")) << phases.dump();
+  EXPECT_TRUE(has_label("code,batch_size=2", "prefix")) << phases.dump();
+  // Fig. 1's points carry 95% intervals of their speed-ups as error bars (the injected FIDs have none).
+  EXPECT_EQ(manifest["figures"]["fig1_speedup_vs_fid"]["error_bars"]["speedup"], 2) << manifest["figures"]["fig1_speedup_vs_fid"].dump(2);
+  for (const auto& point : manifest["figures"]["fig1_speedup_vs_fid"]["points"]) {
+    EXPECT_LE(point["speedup_lower"].get<double>(), point["speedup"].get<double>() + 1e-12) << point.dump();
+    EXPECT_GE(point["speedup_upper"].get<double>(), point["speedup"].get<double>() - 1e-12) << point.dump();
   }
   std::ifstream t1(dir + "/figs/table1.md");
   std::string table1((std::istreambuf_iterator<char>(t1)), std::istreambuf_iterator<char>());

@@ -70,7 +70,7 @@ TEST(QualityInRun, ScoresEveryRunAfterTheSweepAndKeepsScoresThatAreUpToDate) {
   const auto path = write(dir, toy_world_experiment());
   const auto r = run_varbench("run " + path + " --out " + dir + "/r.h5 --threads 2");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("| FD (world) | class acc | precision | recall |"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("| FD (world) [95% CI] | class acc [95% CI] | vs baseline at 95% |"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("  large: FD "), std::string::npos) << r.output;
   double fd = 0;
   {  // closed before the next run opens the file for writing
@@ -88,11 +88,37 @@ TEST(QualityInRun, ScoresEveryRunAfterTheSweepAndKeepsScoresThatAreUpToDate) {
     }
     EXPECT_FALSE(runs.has("null/metrics_world"));  // the null engine generates nothing to score
     fd = runs.group("large/metrics_world").attr_double("fd");
+    // Every value with its 95% interval, and how it was made.
+    for (const char* run : {"large", "small"}) {
+      const auto m = runs.group(std::string(run) + "/metrics_world");
+      for (const char* key : {"fd", "class_accuracy", "precision", "recall", "kid"}) {
+        const double v = m.attr_double(key), lo = m.attr_double(std::string(key) + "_lower"), hi = m.attr_double(std::string(key) + "_upper");
+        EXPECT_TRUE(lo <= v && v <= hi && lo < hi) << run << " " << key << " " << v << " [" << lo << ", " << hi << "]";
+      }
+      EXPECT_EQ(m.attr_int("bootstrap_resamples"), 1000);
+      EXPECT_EQ(m.attr_int("bootstrap_seed"), 0);
+    }
+    // The small model against the large (the experiment's baseline), paired on the same image slots.
+    EXPECT_FALSE(runs.has("large/metrics_world/vs_baseline"));
+    const auto v = runs.group("small/metrics_world/vs_baseline");
+    EXPECT_EQ(v.attr_string("baseline_run"), "large");
+    EXPECT_EQ(v.attr_int("paired"), 1);
+    const double difference = v.attr_double("fd_difference");
+    EXPECT_NEAR(difference, runs.group("small/metrics_world").attr_double("fd") - fd, 1e-9 * fd);
+    EXPECT_LE(v.attr_double("fd_difference_lower"), difference);
+    EXPECT_GE(v.attr_double("fd_difference_upper"), difference);
+    const auto verdict = v.attr_string("verdict");
+    EXPECT_TRUE(verdict == "better" || verdict == "worse" || verdict == "indistinguishable at 95%") << verdict;
+    EXPECT_EQ(verdict == "indistinguishable at 95%", v.attr_double("fd_difference_lower") <= 0 && v.attr_double("fd_difference_upper") >= 0);
+    const double p = v.attr_double("fd_permutation_p");
+    EXPECT_TRUE(p > 0 && p <= 1) << p;
+    EXPECT_GT(v.attr_double("fd_detectable_difference"), 0);
   }
-  // Again: nothing is generated or scored anew, and the table still shows the stored scores.
-  const auto again = run_varbench("run " + path + " --out " + dir + "/r.h5 --threads 2");
+  // Again: nothing is generated or scored anew, and the table (every column) still shows the stored scores.
+  const auto again = run_varbench("run " + path + " --out " + dir + "/r.h5 --threads 2 --wide");
   ASSERT_EQ(again.exit_code, 0) << again.output;
   EXPECT_EQ(again.output.find("  large: FD "), std::string::npos) << again.output;
+  EXPECT_EQ(again.output.find("  small vs large: FD "), std::string::npos) << "compared again:\n" << again.output;
   EXPECT_NE(again.output.find(fmt::format("{:.3f}", fd)), std::string::npos) << again.output;
   // Fig. 1 with real points: speed-up against the world FD.
   const auto report = run_varbench("report " + dir + "/r.h5 --out " + dir + "/figures");
