@@ -58,6 +58,25 @@ torch::Tensor squared_distances(const torch::Tensor& u, const torch::Tensor& v) 
   return (u_norms.unsqueeze(1) - 2 * torch::mm(u, v.t())).add_(v_norms.unsqueeze(0)).clamp_min_(0);
 }
 
+// The resampling loops multiply small matrices (n x D by D x D, D = 128 for the world) thousands of times:
+// the thread pools' hand-offs cost more than they save. Measured on the 2-core VM beside another busy
+// process: the quickstart's 11 runs scored with their intervals in 25 s on one thread, 148 s on two.
+// One thread for the loops; the caller's setting is restored after.
+class OneThread {
+ public:
+  OneThread() : threads_(torch::get_num_threads()) {
+    torch::set_num_threads(1);
+    linalg::set_blas_threads(1);
+  }
+  ~OneThread() {
+    torch::set_num_threads(threads_);
+    linalg::set_blas_threads(threads_);
+  }
+
+ private:
+  int threads_;
+};
+
 double exact_mcnemar_p(int64_t only_run, int64_t only_baseline) {
   const int64_t n = only_run + only_baseline;
   if (n == 0) return 1.0;
@@ -199,6 +218,7 @@ WorldReplicate world_replicate(const WorldImageScores& s, const std::vector<doub
 
 WorldIntervals world_quality_intervals(const WorldImageScores& s, const WorldQuality& point, const WorldReference& reference,
                                        const BootstrapSettings& settings) {
+  OneThread one_thread;
   Resampler resampler(settings.seed);
   std::vector<double> fd, recall, kid;
   for (int64_t b = 0; b < settings.resamples; ++b) {
@@ -227,6 +247,7 @@ std::string verdict_of_difference(const Interval& difference, double confidence)
 
 WorldComparison compare_world_quality(const WorldImageScores& run, const WorldQuality& run_point, const WorldImageScores& base,
                                       const WorldQuality& base_point, const WorldReference& reference, const BootstrapSettings& settings) {
+  OneThread one_thread;
   WorldComparison c;
   c.paired = run.images == base.images && run.labels == base.labels;
   c.images = run.images;
