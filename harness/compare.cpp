@@ -24,6 +24,24 @@ std::vector<double> repetition_latencies_ms(const RunRecord& r, bool with_decode
   for (const auto& [rep, v] : reps) out.push_back(v.first / static_cast<double>(v.second));
   return out;
 }
+// The notes a run gets before any statistics (failed on either side, or absent from the base); true when
+// both sides measured it. A failure on the new side is a regression.
+bool both_sides_measured(RunComparison& rc, const std::string& new_error, bool in_base, const std::string& base_error, bool by_rounds) {
+  const char* new_side = by_rounds ? "candidate" : "current";
+  const char* base_side = by_rounds ? "base" : "baseline";
+  const char* separator = by_rounds ? ", " : ": ";
+  if (!new_error.empty()) {
+    rc.note = fmt::format("failed in {}{}{}", new_side, separator, new_error);
+    rc.regression = true;
+    rc.verdict = "SLOWER";
+  } else if (!in_base) {
+    rc.note = fmt::format("not in {}", base_side);
+  } else if (!base_error.empty()) {
+    rc.note = fmt::format("failed in {}{}{}", base_side, separator, base_error);
+  }
+  return rc.note.empty();
+}
+
 std::string verdict_of(const RunComparison& rc, double tolerance, double alpha) {
   if (rc.regression) return "SLOWER";
   if (rc.shift.change < -tolerance && rc.p_value < alpha) return "faster";
@@ -80,15 +98,9 @@ Comparison compare_runs(const std::vector<RunRecord>& baseline, const std::vecto
     RunComparison rc;
     rc.run_id = id;
     auto it = base.find(id);
-    if (!b.error.empty()) {
-      rc.note = "failed in current: " + b.error;
-      rc.regression = true;
-      rc.verdict = "SLOWER";
-    } else if (it == base.end()) {
-      rc.note = "not in baseline";
-    } else if (!it->second.error.empty() || it->second.latencies.empty()) {
-      rc.note = "failed in baseline: " + it->second.error;
-    } else {
+    const bool in_base = it != base.end();
+    const std::string base_error = !in_base ? "" : !it->second.error.empty() ? it->second.error : it->second.latencies.empty() ? "no timings" : "";
+    if (both_sides_measured(rc, b.error, in_base, base_error, false)) {
       const auto& a = it->second.latencies;
       rc.baseline_repetitions = static_cast<int64_t>(a.size());
       rc.current_repetitions = static_cast<int64_t>(b.latencies.size());
@@ -166,15 +178,7 @@ Comparison compare_rounds(const std::vector<std::vector<RunRecord>>& base_rounds
     RunComparison rc;
     rc.run_id = id;
     auto it = base.find(id);
-    if (!b.error.empty()) {
-      rc.note = "failed in candidate, " + b.error;
-      rc.regression = true;
-      rc.verdict = "SLOWER";
-    } else if (it == base.end()) {
-      rc.note = "not in base";
-    } else if (!it->second.error.empty()) {
-      rc.note = "failed in base, " + it->second.error;
-    } else {
+    if (both_sides_measured(rc, b.error, it != base.end(), it != base.end() ? it->second.error : "", true)) {
       // Rounds where both sides measured the run: the pairs.
       std::vector<double> base_ms, cand_ms, log_ratios;
       for (const auto& [r, ms] : b.by_round)

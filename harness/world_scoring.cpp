@@ -87,7 +87,13 @@ void compare_with_baseline(const std::string& result_path, h5::File& file, const
                            std::optional<metrics::WorldReference>& reference, WorldScoringOutcome& outcome) {
   const auto root = file.root();
   if (!root.has_attr("experiment_toml")) return;
-  const auto baseline = parse_experiment(root.attr_string("experiment_toml"), result_path).baseline;
+  std::string baseline;
+  try {
+    baseline = parse_experiment(root.attr_string("experiment_toml"), result_path).baseline;
+  } catch (const std::exception& e) {  // the scores stand; only the comparisons need the experiment
+    std::cerr << fmt::format("  comparisons with the baseline run skipped: the file's experiment does not parse: {}\n", one_line(e));
+    return;
+  }
   const auto runs = root.group("runs");
   std::map<std::string, std::string> baseline_of_context;  // context -> baseline run
   std::vector<std::pair<std::string, std::string>> scored;  // (run, context)

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "metrics/frechet.h"
 #include "metrics/linalg.h"
 #include "metrics/precision_recall.h"
 #include "metrics/statistics.h"
@@ -236,6 +237,34 @@ WorldIntervals world_quality_intervals(const WorldImageScores& s, const WorldQua
   out.class_accuracy = wilson_interval(std::llround(point.class_accuracy * n), s.images, settings.confidence);
   out.precision = wilson_interval(std::llround(point.precision * n), s.images, settings.confidence);
   return out;
+}
+
+Interval grouped_frechet_interval(const torch::Tensor& features, double estimate, const FrechetReference& reference, int64_t groups,
+                                  const BootstrapSettings& settings) {
+  const auto x = finite_f64_rows(features, reference.source + " (sample)");
+  const int64_t n = x.size(0), d = x.size(1);
+  groups = std::min(groups, n / 2);
+  if (groups < 2) return {};
+  std::vector<FeatureStats> stats;
+  for (int64_t g = 0; g < groups; ++g) {
+    FeatureStats s(d);
+    s.add(x.slice(0, g, n, groups), "group");
+    stats.push_back(std::move(s));
+  }
+  Resampler resampler(settings.seed);
+  std::vector<double> replicates;
+  for (int64_t b = 0; b < settings.resamples; ++b) {
+    const auto counts = resampler.draw(groups);
+    FeatureStats total(d);
+    for (int64_t g = 0; g < groups; ++g) {
+      if (counts[g] == 0) continue;
+      total.n += static_cast<int64_t>(counts[g]) * stats[g].n;
+      total.sum.add_(stats[g].sum, counts[g]);
+      total.sum_outer.add_(stats[g].sum_outer, counts[g]);
+    }
+    replicates.push_back(frechet_distance(total.gaussian("bootstrap replicate"), reference).distance);
+  }
+  return centred_percentile_interval(estimate, replicates, settings.confidence);
 }
 
 std::string verdict_of_difference(const Interval& difference, double confidence) {

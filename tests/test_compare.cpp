@@ -210,16 +210,21 @@ RunRecord record(const std::string& id, const std::vector<double>& latencies) {
   return r;
 }
 
+// Measured on the 2-core VM: an A/B comparison of one build with itself, 12 rounds x 3 repetitions of the
+// `small` run, in round order.
+const std::vector<double> kMeasuredBase{213.0, 216.9, 211.8, 185.6, 196.2, 190.3, 181.8, 182.9, 192.8, 178.4, 192.5, 183.2,
+                                        190.8, 187.1, 184.9, 191.8, 195.8, 190.9, 208.7, 212.5, 186.2, 210.6, 251.7, 215.3,
+                                        191.9, 202.8, 184.4, 187.5, 190.9, 198.5, 210.4, 183.6, 194.8, 211.9, 226.2, 186.2};
+const std::vector<double> kMeasuredSame{229.6, 218.1, 215.3, 184.5, 183.9, 193.5, 223.0, 235.0, 215.8, 198.7, 191.8, 198.1,
+                                        211.5, 218.6, 217.8, 193.5, 184.1, 185.5, 221.0, 220.6, 290.6, 184.8, 185.5, 186.0,
+                                        190.8, 232.2, 212.6, 191.5, 243.5, 186.4, 237.2, 191.1, 209.5, 230.6, 263.6, 294.5};
+
 TEST(CompareRuns, TheVerdictWeighsTheHodgesLehmannShiftNotTheRatioOfMedians) {
   // Measured on the 2-core VM: an A/B comparison of one build with itself (12 rounds x 3 repetitions, the
   // `small` run), where bursts of interference hit the candidate more often. The medians differ by +10.3%,
   // the U test says p = 0.0106, but the shift between the samples (HL) is +4.7%: not a regression at 5%.
-  const std::vector<double> base{213.0, 216.9, 211.8, 185.6, 196.2, 190.3, 181.8, 182.9, 192.8, 178.4, 192.5, 183.2,
-                                 190.8, 187.1, 184.9, 191.8, 195.8, 190.9, 208.7, 212.5, 186.2, 210.6, 251.7, 215.3,
-                                 191.9, 202.8, 184.4, 187.5, 190.9, 198.5, 210.4, 183.6, 194.8, 211.9, 226.2, 186.2};
-  const std::vector<double> same{229.6, 218.1, 215.3, 184.5, 183.9, 193.5, 223.0, 235.0, 215.8, 198.7, 191.8, 198.1,
-                                 211.5, 218.6, 217.8, 193.5, 184.1, 185.5, 221.0, 220.6, 290.6, 184.8, 185.5, 186.0,
-                                 190.8, 232.2, 212.6, 191.5, 243.5, 186.4, 237.2, 191.1, 209.5, 230.6, 263.6, 294.5};
+  const auto& base = kMeasuredBase;
+  const auto& same = kMeasuredSame;
   const auto c = compare_runs({record("small", base)}, {record("small", same)}, 0.05, 0.05, false);
   ASSERT_EQ(c.runs.size(), 1u);
   EXPECT_NEAR(c.runs[0].change, 0.1033, 1e-4);
@@ -240,12 +245,8 @@ TEST(CompareRounds, TheRoundIsTheUnitNotTheRepetition) {
   // correlated (intra-round correlation ~0.4), so the round is the unit. Per round the median of its three,
   // the log ratio candidate/base, the signed-rank test over 12 rounds: p = 0.0771 (scipy.stats.wilcoxon), where
   // the U test over 36 pooled repetitions said 0.0106; HL +6.2% [-1.4%, +13.6%].
-  const std::vector<double> base{213.0, 216.9, 211.8, 185.6, 196.2, 190.3, 181.8, 182.9, 192.8, 178.4, 192.5, 183.2,
-                                 190.8, 187.1, 184.9, 191.8, 195.8, 190.9, 208.7, 212.5, 186.2, 210.6, 251.7, 215.3,
-                                 191.9, 202.8, 184.4, 187.5, 190.9, 198.5, 210.4, 183.6, 194.8, 211.9, 226.2, 186.2};
-  const std::vector<double> same{229.6, 218.1, 215.3, 184.5, 183.9, 193.5, 223.0, 235.0, 215.8, 198.7, 191.8, 198.1,
-                                 211.5, 218.6, 217.8, 193.5, 184.1, 185.5, 221.0, 220.6, 290.6, 184.8, 185.5, 186.0,
-                                 190.8, 232.2, 212.6, 191.5, 243.5, 186.4, 237.2, 191.1, 209.5, 230.6, 263.6, 294.5};
+  const auto& base = kMeasuredBase;
+  const auto& same = kMeasuredSame;
   auto rounds_of = [](const std::vector<double>& v, double factor) {
     std::vector<std::vector<RunRecord>> rounds;
     for (size_t r = 0; r < 12; ++r) rounds.push_back({record("small", {factor * v[3 * r], factor * v[3 * r + 1], factor * v[3 * r + 2]})});

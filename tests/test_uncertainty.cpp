@@ -174,6 +174,27 @@ TEST(UncertaintyCalibration, AKnownShiftIsDetectedAtThePredictedPower) {
   EXPECT_NEAR(sim.excluded, predicted, 0.08) << "mean difference " << mean << ", sd " << sd;
 }
 
+TEST(UncertaintyCalibration, GroupedFrechetIntervalsCoverTheExpectedDistanceAtTheNominalRate) {
+  // The route for Inception-sized sets, on 400 synthetic sets of 1000 images in 8 dimensions, 50 groups: the
+  // centred interval targets the expected FD at this n, estimated here by the mean FD of 2000 more sets.
+  const int threads = torch::get_num_threads();
+  torch::set_num_threads(1);
+  const auto ref = synthetic_reference(2000, 8, 31);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(32);
+  auto fd_of = [&](const torch::Tensor& x) { return frechet_distance(gaussian_of(x, "x"), ref.frechet).distance; };
+  double expected = 0;
+  for (int i = 0; i < 2000; ++i) expected += fd_of(torch::randn({1000, 8}, gen, torch::kFloat64)) / 2000;
+  int covered = 0;
+  const int sets = 400;
+  for (int i = 0; i < sets; ++i) {
+    const auto x = torch::randn({1000, 8}, gen, torch::kFloat64);
+    covered += grouped_frechet_interval(x, fd_of(x), ref.frechet, 50, {200, 0, static_cast<uint64_t>(i), 0.95}).contains(expected);
+  }
+  torch::set_num_threads(threads);
+  EXPECT_GE(static_cast<double>(covered) / sets, 0.93) << covered << " of " << sets;
+  EXPECT_LE(static_cast<double>(covered) / sets, 0.975) << covered << " of " << sets;
+}
+
 TEST(Uncertainty, PairingTightensTheIntervalOfCorrelatedRuns) {
   // Run B is run A plus a little noise (as two engines that share seeds): paired, the difference's interval
   // is narrow; with the labels of B permuted the runs are no longer pairs and are resampled independently.
