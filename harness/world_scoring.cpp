@@ -84,7 +84,8 @@ namespace {
 // again (their scores_id), the baseline changed, or the bootstrap did; removed when the run has no baseline.
 void compare_with_baseline(const std::string& result_path, h5::File& file, const QualitySpec& q,
                            const metrics::BootstrapSettings& bootstrap, const WorldScoringOptions& o,
-                           std::optional<metrics::WorldReference>& reference, WorldScoringOutcome& outcome) {
+                           std::optional<metrics::WorldReference>& reference, WorldScoringOutcome& outcome,
+                           std::map<std::string, metrics::WorldImageScores> cache) {
   const auto root = file.root();
   if (!root.has_attr("experiment_toml")) return;
   std::string baseline;
@@ -106,7 +107,7 @@ void compare_with_baseline(const std::string& result_path, h5::File& file, const
     if (!baseline.empty() && record.spec.engine_name == baseline) baseline_of_context.emplace(context, name);
     scored.emplace_back(name, context);
   }
-  std::map<std::string, metrics::WorldImageScores> cache;
+  // `cache` holds the per-image scores of the runs scored just now; the others are read back from their group.
   auto scores_of = [&](const std::string& name) -> const metrics::WorldImageScores& {
     auto it = cache.find(name);
     if (it == cache.end()) it = cache.emplace(name, image_scores_of(runs.group(name), result_path + ":/runs/" + name, *reference)).first;
@@ -187,6 +188,7 @@ WorldScoringOutcome score_runs_world(const std::string& result_path, const Quali
   bootstrap.resamples = bootstrap.permutations = q.resamples;
   bootstrap.seed = q.interval_seed;
   std::mt19937_64 ids(std::random_device{}());
+  std::map<std::string, metrics::WorldImageScores> scored_now;  // per-image scores, reused by the comparisons
   for (const auto& name : runs.children()) {
     if (!o.runs.empty() && !o.runs.count(name)) continue;
     const auto run = runs.group(name);
@@ -211,8 +213,9 @@ WorldScoringOutcome score_runs_world(const std::string& result_path, const Quali
       const auto labels_values = run.dataset(schema::kLabels).read<int64_t>();
       const auto labels = torch::tensor(labels_values, torch::kInt64);
       const auto s = metrics::world_quality(out.features, out.logits, labels, where, *reference);
-      const auto intervals =
-          metrics::world_quality_intervals(metrics::world_image_scores(out.features, out.logits, labels, where, *reference), s, *reference, bootstrap);
+      auto image_scores = metrics::world_image_scores(out.features, out.logits, labels, where, *reference);
+      const auto intervals = metrics::world_quality_intervals(image_scores, s, *reference, bootstrap);
+      scored_now.insert_or_assign(name, std::move(image_scores));
       if (run.has(kGroup)) run.remove(kGroup);
       const auto m = run.create_group(kGroup);
       m.set_attr("fd", s.fd);
@@ -262,7 +265,7 @@ WorldScoringOutcome score_runs_world(const std::string& result_path, const Quali
       std::cerr << fmt::format("  {}: world quality failed: {}\n", name, one_line(e));
     }
   }
-  compare_with_baseline(result_path, file, q, bootstrap, o, reference, outcome);
+  compare_with_baseline(result_path, file, q, bootstrap, o, reference, outcome, std::move(scored_now));
   return outcome;
 }
 
