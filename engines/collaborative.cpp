@@ -13,6 +13,9 @@
 
 namespace varbench {
 
+// The refiner's block-causal pass over the drafted scales 0..N (the forward of scale N).
+extern const PhaseKind kCollaborativePrefixPhase{2, "prefix"};
+
 class CollaborativeEngine : public Engine {
  public:
   CollaborativeEngine(std::string drafter, std::string refiner, int64_t draft_steps, const ModelSet& models)
@@ -60,7 +63,7 @@ class CollaborativeEngine : public Engine {
     } else {
       raw_N = refiner.logits(hidden.narrow(1, sched.begin(N), sched.tokens(N)));
     }
-    observer.phase_done(Phase::kPrefix, 0, N);  // scale N's time below is its guidance and sampling only
+    observer.phase_done(kCollaborativePrefixPhase, 0, N);  // scale N's time below is its guidance and sampling only
     sample_and_commit(state, vqvae_, refiner.guide(raw_N, N, settings), N, sampler, settings);
     observer.scale_done(N);
     for (int64_t s = N + 1; s < S; ++s) {

@@ -121,8 +121,19 @@ struct EngineBuilder {
 EngineBuilder single_model_engine(const std::string& type, const std::string& model, const ModelCatalog& catalog,
                                   const SingleLoopOptions& options);
 
-// Every engine type, with a one-line description (for --help and errors).
-std::vector<std::pair<std::string, std::string>> engine_types();
+// An engine type as the registry lists it (engines/registry.cpp): the name experiment files use, a
+// one-line description (for --help and errors), the factory, and the phases of its own that it reports
+// to the observer beyond the model's setup, scale and decode (engines/model/generation.h).
+struct EngineType {
+  std::string name;
+  std::string description;
+  EngineBuilder (*plan)(ParamReader& params, const ModelCatalog& catalog);
+  std::vector<PhaseKind> phases;
+};
+const std::vector<EngineType>& engine_types();
+// The name of every phase kind by id (the model's and every engine's; "" for an unused id), for result
+// files and reports. Throws if two kinds share an id.
+std::vector<std::string> phase_kind_names();
 // Reads and checks an engine's parameters against the models' architectures; throws naming the engine
 // type, key and value for bad parameters or unknown models.
 EngineBuilder plan_engine(const std::string& type, const EngineParams& params, const ModelCatalog& catalog);

@@ -1,4 +1,4 @@
-// Engine registry: every engine type, built by name in one function.
+// Engine registry: one table of every engine type (name, description, factory, its own phases).
 #include <algorithm>
 #include <sstream>
 #include <stdexcept>
@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "engines/engine.h"
+#include "engines/speculative.h"
 
 namespace varbench {
 
@@ -16,35 +17,50 @@ EngineBuilder plan_early_exit_engine(ParamReader& p, const ModelCatalog& catalog
 EngineBuilder plan_guidance_cutoff_engine(ParamReader& p, const ModelCatalog& catalog);
 EngineBuilder plan_token_pruning_engine(ParamReader& p, const ModelCatalog& catalog);
 EngineBuilder plan_null_engine(ParamReader& p, const ModelCatalog& catalog);
+extern const PhaseKind kCollaborativePrefixPhase;
 
-std::vector<std::pair<std::string, std::string>> engine_types() {
-  return {
-      {"single", "one model over every scale (large-only or small-only): model"},
-      {"collaborative", "CoDe: drafter runs scales 0..N-1, refiner the rest: drafter, refiner, draft_steps (N, 1..9)"},
-      {"speculative", "small model drafts scales, large model verifies them in one masked pass: draft, target, "
-                      "lookahead, acceptance (exact | neighbourhood), neighbourhood_k"},
-      {"early_exit", "stop after a scale and decode the partial map: model, exit_after_scale"},
-      {"guidance_cutoff", "classifier-free guidance off from a scale on: model, cutoff_scale"},
-      {"token_pruning", "FastVAR-style pruning at the last scales: model, prune_from_scale, keep_ratio"},
-      {"null", "the same shapes with no model, to measure the driver's own overhead: model (for the shapes)"},
+const std::vector<EngineType>& engine_types() {
+  static const std::vector<EngineType> types{
+      {"single", "one model over every scale (large-only or small-only): model", plan_single_engine, {}},
+      {"collaborative", "CoDe: drafter runs scales 0..N-1, refiner the rest: drafter, refiner, draft_steps (N, 1..9)",
+       plan_collaborative_engine, {kCollaborativePrefixPhase}},
+      {"speculative",
+       "small model drafts scales, large model verifies them in one masked pass: draft, target, lookahead, acceptance "
+       "(exact | neighbourhood), neighbourhood_k",
+       plan_speculative_engine, {kSpeculativeDraftPhase, kSpeculativeVerifyPhase}},
+      {"early_exit", "stop after a scale and decode the partial map: model, exit_after_scale", plan_early_exit_engine, {}},
+      {"guidance_cutoff", "classifier-free guidance off from a scale on: model, cutoff_scale", plan_guidance_cutoff_engine, {}},
+      {"token_pruning", "FastVAR-style pruning at the last scales: model, prune_from_scale, keep_ratio", plan_token_pruning_engine,
+       {}},
+      {"null", "the same shapes with no model, to measure the driver's own overhead: model (for the shapes)", plan_null_engine, {}},
   };
+  return types;
+}
+
+std::vector<std::string> phase_kind_names() {
+  std::vector<PhaseKind> kinds{kSetupPhase, kScalePhase, kDecodePhase};
+  for (const auto& type : engine_types()) kinds.insert(kinds.end(), type.phases.begin(), type.phases.end());
+  std::vector<std::string> names;
+  for (const auto& kind : kinds) {
+    if (kind.id < 0) throw std::logic_error(fmt::format("phase '{}' has the negative id {}", kind.name, kind.id));
+    if (static_cast<size_t>(kind.id) >= names.size()) names.resize(kind.id + 1);
+    if (!names[kind.id].empty() && names[kind.id] != kind.name)
+      throw std::logic_error(fmt::format("phases '{}' and '{}' share the id {}", names[kind.id], kind.name, kind.id));
+    names[kind.id] = kind.name;
+  }
+  return names;
 }
 
 EngineBuilder plan_engine(const std::string& type, const EngineParams& params, const ModelCatalog& catalog) {
   ParamReader p(type, params);
-  EngineBuilder builder;
-  if (type == "single") builder = plan_single_engine(p, catalog);
-  else if (type == "collaborative") builder = plan_collaborative_engine(p, catalog);
-  else if (type == "speculative") builder = plan_speculative_engine(p, catalog);
-  else if (type == "early_exit") builder = plan_early_exit_engine(p, catalog);
-  else if (type == "guidance_cutoff") builder = plan_guidance_cutoff_engine(p, catalog);
-  else if (type == "token_pruning") builder = plan_token_pruning_engine(p, catalog);
-  else if (type == "null") builder = plan_null_engine(p, catalog);
-  else {
+  const auto& types = engine_types();
+  const auto it = std::find_if(types.begin(), types.end(), [&](const EngineType& t) { return t.name == type; });
+  if (it == types.end()) {
     std::vector<std::string> names;
-    for (const auto& [name, what] : engine_types()) names.push_back(name);
+    for (const auto& t : types) names.push_back(t.name);
     throw std::runtime_error(fmt::format("unknown engine type '{}' (known: {})", type, fmt::join(names, ", ")));
   }
+  EngineBuilder builder = it->plan(p, catalog);
   p.finish();
   builder.params = p.effective();
   return builder;

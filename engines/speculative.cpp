@@ -93,7 +93,7 @@ class SpeculativeEngine : public Engine {
         x[j] = sampler.draw(q[j], j, RandomStream::kToken);
         draft.commit(vqvae_, x[j]);
       }
-      observer.phase_done(Phase::kDraft, s, last);
+      observer.phase_done(kSpeculativeDraftPhase, s, last);
       // Verify all of them with one target pass.
       auto raw = large.logits(large.prefill_hidden(draft, s, last));
       target_passes += 1;
@@ -122,7 +122,7 @@ class SpeculativeEngine : public Engine {
       large.rollback_to_scale(settled);
       small.rollback_to_scale(settled);
       // Rounds, not scales: the settled scales share the round's draft and verification.
-      observer.phase_done(Phase::kVerify, s, settled);
+      observer.phase_done(kSpeculativeVerifyPhase, s, settled);
       s = settled + 1;
     }
     small.release();

@@ -4,9 +4,15 @@
 // others (see engines/speculative.cpp for the rule).
 #include <torch/torch.h>
 
+#include "engines/model/generation.h"
 #include "engines/model/sampling.h"
 
 namespace varbench {
+
+// The speculative engine's phases: the draft model samples scales first..last; the target scores them in
+// one pass, accepts, resamples and rolls back.
+inline constexpr PhaseKind kSpeculativeDraftPhase{3, "draft"};
+inline constexpr PhaseKind kSpeculativeVerifyPhase{4, "verify"};
 
 struct DraftVerdict {
   torch::Tensor accepted;  // [B, l] bool

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "harness/experiment.h"
-#include "harness/result_file.h"
-#include "harness/run_record.h"
+#include "harness/experiment/experiment.h"
+#include "harness/results/result_file.h"
+#include "harness/results/run_record.h"
 
 namespace varbench {
 
@@ -38,14 +38,5 @@ struct SweepOutcome {
 void install_stop_signals();
 
 SweepOutcome run_experiment(const Experiment& experiment, const DriverOptions& options, const ResultFile& results);
-
-// Reads every run record of a result file (timing, memory, status), for reports and comparisons.
-std::vector<RunRecord> read_run_records(const std::string& path);
-// The runs the file's experiment (its root experiment_toml, the text of the sweep that wrote it last) asks
-// for; the ids of any others it holds (runs of an earlier version of the experiment) go to `others`. A
-// file without experiment text gives every run.
-std::vector<RunRecord> read_requested_run_records(const std::string& path, std::vector<std::string>* others = nullptr);
-// One run group's record (`path` names the file in errors).
-RunRecord read_run_record(const std::string& path, const h5::Group& group, const std::string& name);
 
 }  // namespace varbench

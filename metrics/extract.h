@@ -36,7 +36,7 @@ ExtractedFeatures extract_features(FidInception& net, ImageSource& images, const
                                    const ProgressFn& progress = nullptr);
 
 
-// Cache of a run group (<run>/feature_stats/<profile>/, see harness/hdf5_schema.md):
+// Cache of a run group (<run>/feature_stats/<profile>/, see docs/hdf5-schema.md):
 //   pool3/   attr n, sum [2048], sum_outer [2048, 2048] (float64), features [N, 2048] (float32)
 //   spatial/ attr n, sum [2023], sum_outer [2023, 2023] (float64)
 //   logits/  attr n, features [N, 1008] (float32)

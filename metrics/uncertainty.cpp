@@ -15,9 +15,9 @@
 
 namespace varbench::metrics {
 
-namespace {
 double normal_quantile(double p) {
-  // Bisection on 0.5 erfc(-x / sqrt 2): double precision after ~100 halvings of [-40, 40].
+  if (!(p > 0 && p < 1)) throw std::runtime_error("normal_quantile: p must be in (0, 1)");
+  // Bisection on the CDF 0.5 erfc(-x / sqrt 2): 200 halvings of [-40, 40] reach double precision.
   double lo = -40, hi = 40;
   for (int i = 0; i < 200 && hi - lo > 1e-15; ++i) {
     const double mid = 0.5 * (lo + hi);
@@ -25,6 +25,8 @@ double normal_quantile(double p) {
   }
   return 0.5 * (lo + hi);
 }
+
+namespace {
 
 // numpy's default (linear) quantile of sorted values.
 double sorted_quantile(const std::vector<double>& sorted, double q) {

@@ -47,6 +47,9 @@ struct BootstrapSettings {
   double confidence = 0.95;
 };
 
+// Quantile of the standard normal distribution (p in (0, 1)).
+double normal_quantile(double p);
+
 // Wilson score interval of a proportion (successes of n), two-sided at `confidence`.
 Interval wilson_interval(int64_t successes, int64_t n, double confidence = 0.95);
 

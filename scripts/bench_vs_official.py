@@ -23,7 +23,7 @@ afresh, and the table shows the medians of all rounds: timings on a shared VM dr
 minutes, and alternating puts both sides in the same minutes. Both sides get the same threads. The OpenMP wait policy is part of the measurement: libgomp's default
 (threads spin after each parallel region, competing with OpenBLAS's own threads for the cores) slows a
 libtorch program on a 2-core machine severalfold, and varbench sets OMP_WAIT_POLICY=PASSIVE for itself
-(harness/cpu_runtime.h). So the official
+(harness/platform/cpu_runtime.h). So the official
 code is timed as it runs out of the box and, with --official-wait-policy both (the default), also under
 OMP_WAIT_POLICY=PASSIVE, which any user of it can set.
 

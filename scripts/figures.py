@@ -200,7 +200,7 @@ def per_image_ms(r):
 
 
 def speedup_interval(base_ms, run_ms, confidence=0.95):
-    """95% interval of a speed-up as `varbench report` computes it (harness/report.cpp): the Hodges-Lehmann
+    """95% interval of a speed-up as `varbench report` computes it (harness/analysis/report.cpp): the Hodges-Lehmann
     shift of per-image batch times, baseline to run, with Moses' interval (pairwise log ratios, the rank
     from the normal approximation of the U statistic); a latency ratio 1 + c is a speed-up 1 / (1 + c)."""
     d = sorted(math.log(y) - math.log(x) for x in base_ms for y in run_ms)

@@ -54,23 +54,9 @@ TEST(Autocast, Bf16AutocastLogitsOnTheCpuAreWithinToleranceOfFp32) {
 
 TEST(Autocast, ASweepInBf16AutocastCompletesOnTheCpuAndRecordsItsDtype) {
   const auto dir = testing::temp_dir("bf16_autocast");
-  std::ofstream(dir + "/exp.toml") << R"(
-[experiment]
-name = "bf16"
-images = 2
-batch_size = 2
-warmup = 0
-repetitions = 1
-dtype = ["fp32", "bf16-autocast"]
-[models.m]
-random_init = "tiny-d2"
-[vqvae]
-random_init = "vqvae-ch32"
-[[engines]]
-name = "m"
-type = "single"
-model = "m"
-)";
+  std::ofstream(dir + "/exp.toml") << testing::experiment_toml(
+      "name = \"bf16\"\nimages = 2\nbatch_size = 2\ndtype = [\"fp32\", \"bf16-autocast\"]\n", {{"m", "tiny-d2"}},
+      testing::single_engine("m", "m"));
   const auto r = testing::run_varbench("run " + dir + "/exp.toml --out " + dir + "/b.h5 --threads 2");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   h5::File f(dir + "/b.h5", h5::File::Mode::kReadOnly);

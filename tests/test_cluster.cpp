@@ -13,7 +13,7 @@
 
 #include "formats/file_lock.h"
 #include "formats/hdf5.h"
-#include "harness/device/device.h"
+#include "harness/platform/device.h"
 #include "harness/driver.h"
 #include "tests/test_support.h"
 
@@ -61,21 +61,8 @@ TEST(RankDevice, EachLocalRankTakesItsOwnGpuAndAnExplicitIndexIsNotNeeded) {
 TEST(RankDevice, ACudaDeviceIsAStaticErrorOnACpuOnlyBuildAndAFailedRunWithoutAGpu) {
   if (device::cuda_available()) GTEST_SKIP() << "a GPU is present: `cuda` runs here (the cuda-labelled tests run them)";
   const auto dir = testing::temp_dir("cuda_on_cpu_build");
-  std::ofstream(dir + "/exp.toml") << R"(
-[experiment]
-name = "c"
-images = 1
-device = "cuda"
-dtype = "fp32"
-[models.m]
-random_init = "tiny-d2"
-[vqvae]
-random_init = "vqvae-ch32"
-[[engines]]
-name = "m"
-type = "single"
-model = "m"
-)";
+  std::ofstream(dir + "/exp.toml") << testing::experiment_toml("name = \"c\"\nimages = 1\ndevice = \"cuda\"\ndtype = \"fp32\"\n",
+                                                               {{"m", "tiny-d2"}}, testing::single_engine("m", "m"));
   const auto r = run_varbench("run " + dir + "/exp.toml --out " + dir + "/c.h5");
   EXPECT_EQ(r.exit_code, 1);
   if (!device::cuda_built()) {
@@ -92,41 +79,10 @@ model = "m"
 // resident, so the sweep's peak is its largest run's, not the sum of every model.
 TEST(SweepResidency, EachRunHoldsOnlyItsOwnModelsAndTheSweepPeakIsTheLargestRuns) {
   const auto dir = testing::temp_dir("residency");
-  std::ofstream(dir + "/exp.toml") << R"(
-[experiment]
-name = "resident"
-images = 2
-batch_size = 2
-warmup = 0
-repetitions = 1
-threads = 2
-[models.d4]
-random_init = "tiny-d4"
-[models.d3]
-random_init = "tiny-d3"
-[models.d2]
-random_init = "tiny-d2"
-[vqvae]
-random_init = "vqvae-ch32"
-[[engines]]
-name = "d4"
-type = "single"
-model = "d4"
-[[engines]]
-name = "code"
-type = "collaborative"
-drafter = "d3"
-refiner = "d2"
-draft_steps = 3
-[[engines]]
-name = "d2"
-type = "single"
-model = "d2"
-[[engines]]
-name = "d4-again"
-type = "single"
-model = "d4"
-)";
+  std::ofstream(dir + "/exp.toml") << testing::experiment_toml(
+      "name = \"resident\"\nimages = 2\nbatch_size = 2\nthreads = 2\n", {{"d4", "tiny-d4"}, {"d3", "tiny-d3"}, {"d2", "tiny-d2"}},
+      testing::single_engine("d4", "d4") + testing::collaborative_engine("code", "d3", "d2", 3) + testing::single_engine("d2", "d2") +
+          testing::single_engine("d4-again", "d4"));
   const auto r = run_varbench("run " + dir + "/exp.toml --out " + dir + "/r.h5");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   h5::File f(dir + "/r.h5", h5::File::Mode::kReadOnly);
@@ -162,32 +118,10 @@ namespace varbench {
 namespace {
 
 // An experiment of two runs, 6 images at batch 1, two repetitions: 12 timed batches per run.
-const char* kPreemptedExperiment = R"(
-[experiment]
-name = "preempted"
-images = 6
-batch_size = 1
-warmup = 1
-repetitions = 2
-threads = 2
-seed = 9
-[models.large]
-random_init = "tiny-d3"
-[models.small]
-random_init = "tiny-d2"
-[vqvae]
-random_init = "vqvae-ch32"
-[[engines]]
-name = "large"
-type = "single"
-model = "large"
-[[engines]]
-name = "code"
-type = "collaborative"
-drafter = "large"
-refiner = "small"
-draft_steps = 4
-)";
+const std::string kPreemptedExperiment = testing::experiment_toml(
+    "name = \"preempted\"\nimages = 6\nbatch_size = 1\nwarmup = 1\nrepetitions = 2\nthreads = 2\nseed = 9\n",
+    {{"large", "tiny-d3"}, {"small", "tiny-d2"}},
+    testing::single_engine("large", "large") + testing::collaborative_engine("code", "large", "small", 4));
 
 // `image_tolerance`: the largest difference of a pixel (uint8) allowed; 0 = identical.
 void expect_same_samples(const std::string& a_path, const std::string& b_path, const std::string& run, int image_tolerance = 0) {

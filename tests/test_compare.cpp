@@ -10,10 +10,11 @@
 #include <random>
 
 #include "formats/hdf5.h"
-#include "harness/ab_rounds.h"
-#include "harness/compare.h"
-#include "harness/result_file.h"
-#include "harness/statistics.h"
+#include "harness/analysis/ab_rounds.h"
+#include "harness/analysis/compare.h"
+#include "harness/results/result_file.h"
+#include "harness/analysis/rank_tests.h"
+#include "metrics/uncertainty.h"
 #include "tests/test_support.h"
 
 namespace varbench {
@@ -47,7 +48,7 @@ TEST(HodgesLehmann, IsTheMedianPairwiseRatioWithAMosesInterval) {
     b.push_back(1.1 * i);
   }
   EXPECT_NEAR(hodges_lehmann_change(a, b, 0.95).change, 0.1, 1e-12);
-  EXPECT_NEAR(normal_quantile(0.975), 1.959963984540054, 1e-9);
+  EXPECT_NEAR(metrics::normal_quantile(0.975), 1.959963984540054, 1e-9);
 }
 
 TEST(HodgesLehmann, TheIntervalCoversTheTrueChangeAtItsConfidence) {
@@ -308,9 +309,9 @@ TEST(CompareAb, TwoBuildsRunAlternatelyAndAnInjectedSlowdownFails) {
   const std::string exp = dir + "/ab.toml";
   {
     std::ofstream w(exp);
-    w << "[experiment]\nname = \"ab\"\ndevice = \"cpu\"\nimages = 1\nbatch_size = 1\nwarmup = 1\nrepetitions = 5\n"
-         "threads = 1\nstore_images = false\n[models.m]\nrandom_init = \"tiny-d2\"\n[vqvae]\nrandom_init = \"vqvae-ch32\"\n"
-         "[[engines]]\nname = \"tiny\"\ntype = \"single\"\nmodel = \"m\"\n";
+    w << testing::experiment_toml(
+        "name = \"ab\"\ndevice = \"cpu\"\nimages = 1\nbatch_size = 1\nwarmup = 1\nrepetitions = 5\nthreads = 1\nstore_images = false\n",
+        {{"m", "tiny-d2"}}, testing::single_engine("tiny", "m"));
   }
   const auto r = testing::run_varbench("compare --ab " + std::string(VARBENCH_BINARY) + " " + slow + " " + exp +
                                        " --rounds 6 --order-seed 5 --out-dir " + dir + "/ab");

@@ -15,12 +15,13 @@
 #include "formats/safetensors.h"
 #include "formats/weights.h"
 #include "harness/driver.h"
-#include "harness/experiment.h"
+#include "harness/results/record_reader.h"
+#include "harness/experiment/experiment.h"
 #include "formats/file_lock.h"
 #include "formats/hdf5.h"
-#include "harness/memory_probe.h"
-#include "harness/report.h"
-#include "harness/sharding.h"
+#include "harness/platform/memory_probe.h"
+#include "harness/analysis/report.h"
+#include "harness/experiment/sharding.h"
 #include "tests/test_support.h"
 
 namespace varbench {
@@ -659,16 +660,16 @@ void check_split(const RunRecord& r, const VarArch& arch, int64_t model_bytes, i
   EXPECT_EQ(r.weights_bytes, model_bytes + vqvae_bytes);
   auto kv = [&](int64_t positions) { return 2 * arch.depth * batch * 2 * positions * arch.width * 4; };
   ASSERT_FALSE(r.memory_phases.empty());
-  EXPECT_EQ(r.memory_phases.front().kind, static_cast<int64_t>(Phase::kSetup));
+  EXPECT_EQ(r.memory_phases.front().kind, kSetupPhase.id);
   // The set-up phase's peak is the allocation that completes the cache: the cache is in it as KV (not as
   // activations), the whole of it, none filled yet.
   EXPECT_EQ(r.memory_phases.front().kv_allocated_bytes, kv(680));
   EXPECT_EQ(r.memory_phases.front().kv_filled_bytes, 0);
   EXPECT_GE(r.memory_phases.front().allocated_bytes, kv(680));
-  EXPECT_EQ(r.memory_phases.back().kind, static_cast<int64_t>(Phase::kDecode));
+  EXPECT_EQ(r.memory_phases.back().kind, kDecodePhase.id);
   EXPECT_EQ(r.memory_phases.back().kv_allocated_bytes, 0);  // the cache is freed before the decode
   for (const auto& p : r.memory_phases)
-    if (p.kind == static_cast<int64_t>(Phase::kScale)) {
+    if (p.kind == kScalePhase.id) {
       EXPECT_EQ(p.kv_allocated_bytes, kv(680)) << "scale " << p.first_scale;
       EXPECT_EQ(p.kv_filled_bytes, kv(arch.schedule.end(p.first_scale))) << "scale " << p.first_scale;
       EXPECT_GE(p.allocated_bytes, p.kv_allocated_bytes);
@@ -686,7 +687,7 @@ TEST(MemorySplit, WhenTheDecodeIsThePeakTheKvCacheIsNotInIt) {
   int64_t bytes = 0;
   for (const auto& [k, t] : state_dict(*model)) bytes += t.numel() * t.element_size();
   check_split(r, model->arch(), bytes, 4);
-  EXPECT_EQ(r.memory_phases.at(r.peak_phase).kind, static_cast<int64_t>(Phase::kDecode));
+  EXPECT_EQ(r.memory_phases.at(r.peak_phase).kind, kDecodePhase.id);
   EXPECT_EQ(r.kv_cache_bytes, 0);
   EXPECT_EQ(r.kv_filled_bytes, 0);
 }
@@ -704,7 +705,7 @@ TEST(MemorySplit, WhenTheKvCacheIsThePeakItIsSplitAtTheLastScale) {
   const auto r = measured_run(dir, "checkpoint = \"" + dir + "/deep.safetensors\"", 1);
   check_split(r, arch, bytes, 1);
   const auto& peak = r.memory_phases.at(r.peak_phase);
-  EXPECT_EQ(peak.kind, static_cast<int64_t>(Phase::kScale));
+  EXPECT_EQ(peak.kind, kScalePhase.id);
   EXPECT_EQ(r.kv_cache_bytes, 2 * 48 * 1 * 2 * 680 * 128 * 4);
   EXPECT_EQ(r.kv_filled_bytes, 2 * 48 * 1 * 2 * arch.schedule.end(peak.first_scale) * 128 * 4);
 }

@@ -2,6 +2,8 @@
 // exactness, the one-model baselines, the null engine, and parameter errors.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "engines/engine.h"
 #include "engines/model/loading.h"
 #include "engines/speculative.h"
@@ -201,19 +203,19 @@ TEST_F(Engines, SpeculativeRollbackAfterARejectionMatchesTheFromScratchAlgorithm
 TEST_F(Engines, SpeculativeReportsRoundsNotScales) {
   // Each round is a draft phase and a verify phase covering the scales it settled; no scale is timed alone.
   struct Recorder : ScaleObserver {
-    std::vector<std::tuple<Phase, int64_t, int64_t>> phases;
-    void phase_done(Phase p, int64_t first, int64_t last) override { phases.emplace_back(p, first, last); }
+    std::vector<std::tuple<PhaseKind, int64_t, int64_t>> phases;
+    void phase_done(PhaseKind p, int64_t first, int64_t last) override { phases.emplace_back(p, first, last); }
   } recorder;
   auto engine = make_engine("speculative", {{"draft", "d2"}, {"target", "d3"}, {"lookahead", int64_t{3}}}, fixture_models());
   engine->run(request({21, 22}, 1, RngMode::kPerImage), recorder);
   ASSERT_GE(recorder.phases.size(), 3u);
-  EXPECT_EQ(std::get<0>(recorder.phases[0]), Phase::kSetup);
+  EXPECT_EQ(std::get<0>(recorder.phases[0]), kSetupPhase);
   int64_t next = 0;
   for (size_t i = 1; i < recorder.phases.size(); i += 2) {
     const auto [draft, d_first, d_last] = recorder.phases[i];
     const auto [verify, v_first, v_last] = recorder.phases.at(i + 1);
-    EXPECT_EQ(draft, Phase::kDraft);
-    EXPECT_EQ(verify, Phase::kVerify);
+    EXPECT_EQ(draft, kSpeculativeDraftPhase);
+    EXPECT_EQ(verify, kSpeculativeVerifyPhase);
     EXPECT_EQ(d_first, next);
     EXPECT_EQ(v_first, next);
     EXPECT_LE(v_last, d_last);
@@ -369,6 +371,34 @@ INSTANTIATE_TEST_SUITE_P(
         BadEngine{"speculative", {{"draft", "d2"}, {"target", "d3"}, {"acceptance", "maybe"}}, "acceptance = 'maybe'"},
         BadEngine{"collaborative", {{"drafter", "d2"}, {"refiner", "d3"}, {"draft_steps", "six"}}, "draft_steps = six must be an integer"},
         BadEngine{"warp", {}, "unknown engine type 'warp'"}));
+
+}  // namespace
+}  // namespace varbench
+
+namespace varbench {
+namespace {
+
+// Phase ids are stored in result files: an id keeps its meaning across versions, and no two kinds share one.
+TEST(Registry, PhaseIdsKeepTheirMeaning) {
+  EXPECT_EQ(phase_kind_names(), (std::vector<std::string>{"setup", "scale", "prefix", "draft", "verify", "decode"}));
+}
+
+TEST(Registry, OneEntryPerTypeWithDescriptionAndFactory) {
+  std::set<std::string> names;
+  for (const auto& type : engine_types()) {
+    EXPECT_TRUE(names.insert(type.name).second) << type.name << " listed twice";
+    EXPECT_FALSE(type.description.empty()) << type.name;
+    EXPECT_NE(type.plan, nullptr) << type.name;
+  }
+  EXPECT_TRUE(names.count("collaborative") && names.count("single") && names.count("speculative"));
+  try {
+    plan_engine("no_such_engine", {}, ModelCatalog{});
+    FAIL() << "an unknown type was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown engine type 'no_such_engine' (known: single, collaborative"), std::string::npos)
+        << e.what();
+  }
+}
 
 }  // namespace
 }  // namespace varbench

@@ -65,6 +65,34 @@ TEST(GenerateCli, LoadsConvertedCheckpoints) {
   EXPECT_EQ(f.root().group("runs/generate").attr_string("var_model"), testing::fixture("var_d2.safetensors"));
 }
 
+// One generation path: `generate` is an experiment of one `single` engine run by the driver, so it
+// writes the tokens and images `varbench run` writes for the same settings, and a file `report` reads.
+TEST(GenerateCli, GoesThroughTheDriverAsRunDoes) {
+  const auto dir = temp_dir("generate_driver");
+  const auto g = run_varbench("generate --random-init tiny-d2 --init-seed 4 --classes 2,5 --images-per-class 2 --batch-size 3 "
+                              "--seed 8 --cfg 2 --top-k 50 --temperature 1.1 --threads 2 --out " + dir + "/g.h5");
+  ASSERT_EQ(g.exit_code, 0) << g.output;
+  std::ofstream(dir + "/exp.toml") << "[experiment]\nclasses = \"2,5\"\nimages_per_class = 2\nbatch_size = 3\nseed = 8\n"
+                                      "warmup = 0\nrepetitions = 1\nthreads = 2\n[sampling]\ncfg = 2.0\ntop_k = 50\n"
+                                      "temperature = 1.1\n[models.var]\nrandom_init = \"tiny-d2\"\ninit_seed = 4\n"
+                                      "[vqvae]\nrandom_init = \"vqvae-ch32\"\ninit_seed = 5\n"
+                                   << testing::single_engine("generate", "var");
+  const auto r = run_varbench("run " + dir + "/exp.toml --out " + dir + "/r.h5 --no-table --quiet");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  h5::File gf(dir + "/g.h5", h5::File::Mode::kReadOnly), rf(dir + "/r.h5", h5::File::Mode::kReadOnly);
+  const auto a = gf.root().group("runs/generate"), b = rf.root().group("runs/generate");
+  EXPECT_TRUE(a.has("timing") && a.has("memory")) << "the driver's record";
+  for (int s = 0; s < 10; ++s) {
+    const auto name = "tokens/scale_" + std::to_string(s);
+    EXPECT_EQ(a.dataset(name).read<int32_t>(), b.dataset(name).read<int32_t>()) << name;
+  }
+  EXPECT_EQ(a.dataset("images").read<uint8_t>(), b.dataset("images").read<uint8_t>());
+  EXPECT_EQ(a.dataset("seeds").read<int64_t>(), b.dataset("seeds").read<int64_t>());
+  const auto report = run_varbench("report " + dir + "/g.h5 --no-figures");
+  EXPECT_EQ(report.exit_code, 0) << report.output;
+  EXPECT_NE(report.output.find("| generate |"), std::string::npos) << report.output;
+}
+
 struct BadInput {
   const char* args;
   const char* message;

@@ -7,8 +7,8 @@
 #include "engines/engine.h"
 #include "engines/model/loading.h"
 #include "engines/model/torch_compat.h"
-#include "harness/device/device.h"
-#include "harness/provenance.h"
+#include "harness/platform/device.h"
+#include "harness/platform/provenance.h"
 #include "tests/test_support.h"
 
 namespace varbench {

@@ -1,8 +1,8 @@
 // The test binary's main: the same process set-up as the varbench executable.
 #include <gtest/gtest.h>
 
-#include "harness/cpu_runtime.h"
-#include "harness/memory_probe.h"
+#include "harness/platform/cpu_runtime.h"
+#include "harness/platform/memory_probe.h"
 #include "tests/test_support.h"
 
 int main(int argc, char** argv) {

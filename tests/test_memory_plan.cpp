@@ -15,8 +15,9 @@
 #include "formats/safetensors.h"
 #include "formats/weights.h"
 #include "harness/driver.h"
-#include "harness/experiment.h"
-#include "harness/memory_plan.h"
+#include "harness/results/record_reader.h"
+#include "harness/experiment/experiment.h"
+#include "harness/experiment/memory_plan.h"
 #include "tests/test_support.h"
 
 namespace varbench {
@@ -107,22 +108,8 @@ model = "deep"
 
 TEST(MemoryPlan, DryRunPrintsThePlanAndARunThatCannotFitIsRefusedBeforeTheSweep) {
   const auto dir = testing::temp_dir("memory_plan_capacity");
-  std::ofstream(dir + "/exp.toml") << R"(
-[experiment]
-name = "cap"
-images = 4
-batch_size = [1, 4]
-warmup = 0
-repetitions = 1
-[models.d2]
-random_init = "tiny-d2"
-[vqvae]
-random_init = "vqvae-ch32"
-[[engines]]
-name = "d2"
-type = "single"
-model = "d2"
-)";
+  std::ofstream(dir + "/exp.toml") << testing::experiment_toml("name = \"cap\"\nimages = 4\nbatch_size = [1, 4]\n", {{"d2", "tiny-d2"}},
+                                                               testing::single_engine("d2", "d2"));
   const auto dry = run_varbench("run " + dir + "/exp.toml --dry-run --memory-capacity-gb 0.1");
   EXPECT_EQ(dry.exit_code, 0) << dry.output;
   EXPECT_NE(dry.output.find("| d2,batch_size=1 | cpu | fp32 | 1 | 0.02 | 0.00 | 0.05 | 0.07 | decode | yes |"), std::string::npos)

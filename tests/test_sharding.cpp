@@ -14,23 +14,8 @@ namespace {
 
 using testing::run_varbench;
 
-const char* kExperiment = R"(
-[experiment]
-name = "shards"
-images = 8
-batch_size = 2
-warmup = 0
-repetitions = 1
-seed = 11
-[models.large]
-random_init = "tiny-d2"
-[vqvae]
-random_init = "vqvae-ch32"
-[[engines]]
-name = "large"
-type = "single"
-model = "large"
-)";
+const std::string kExperiment = testing::experiment_toml("name = \"shards\"\nimages = 8\nbatch_size = 2\nseed = 11\n",
+                                                         {{"large", "tiny-d2"}}, testing::single_engine("large", "large"));
 
 // One test: the unsharded run and the four shards (with their feature statistics) are made once.
 TEST(ShardedSweep, FourShardsMergeIntoTheUnshardedRunAndMergeRefusesBadShardSets) {

@@ -84,6 +84,31 @@ std::vector<std::string>& created_temp_dirs() {
 }
 }  // namespace
 
+std::string experiment_toml(const std::string& settings, const std::vector<std::pair<std::string, std::string>>& models,
+                            const std::string& engines) {
+  std::string text = "[experiment]\n" + settings;
+  if (settings.find("warmup =") == std::string::npos) text += "warmup = 0\n";
+  if (settings.find("repetitions =") == std::string::npos) text += "repetitions = 1\n";
+  for (const auto& [name, source] : models) {
+    const bool checkpoint = source.size() > 12 && source.substr(source.size() - 12) == ".safetensors";
+    text += fmt::format("[models.{}]\n{} = \"{}\"\n", name, checkpoint ? "checkpoint" : "random_init", source);
+  }
+  return text + "[vqvae]\nrandom_init = \"vqvae-ch32\"\n" + engines;
+}
+
+std::string single_engine(const std::string& name, const std::string& model) {
+  return fmt::format("[[engines]]\nname = \"{}\"\ntype = \"single\"\nmodel = \"{}\"\n", name, model);
+}
+
+std::string collaborative_engine(const std::string& name, const std::string& drafter, const std::string& refiner, int64_t draft_steps) {
+  return fmt::format("[[engines]]\nname = \"{}\"\ntype = \"collaborative\"\ndrafter = \"{}\"\nrefiner = \"{}\"\ndraft_steps = {}\n",
+                     name, drafter, refiner, draft_steps);
+}
+
+std::string speculative_engine(const std::string& name, const std::string& draft, const std::string& target) {
+  return fmt::format("[[engines]]\nname = \"{}\"\ntype = \"speculative\"\ndraft = \"{}\"\ntarget = \"{}\"\n", name, draft, target);
+}
+
 std::string temp_dir(const std::string& name) {
   // Unique per test and process: ctest -j runs tests of one suite in parallel processes.
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();

@@ -60,6 +60,16 @@ std::string error_of(const std::function<void()>& f);
 // |actual - expected| <= tol * |expected|, with both values in the failure message.
 ::testing::AssertionResult RelativelyNear(double actual, double expected, double tol);
 
+// An experiment file of small random models, the one the CLI tests write: `settings` are [experiment]
+// lines ("name = \"t\"\nimages = 2\n"; warmup = 0 and repetitions = 1 unless they say otherwise),
+// `models` name -> a random_init config ("tiny-d2") or a .safetensors checkpoint, the VQVAE vqvae-ch32,
+// then the [[engines]] entries (single_engine, collaborative_engine, speculative_engine, or any TOML).
+std::string experiment_toml(const std::string& settings, const std::vector<std::pair<std::string, std::string>>& models,
+                            const std::string& engines);
+std::string single_engine(const std::string& name, const std::string& model);
+std::string collaborative_engine(const std::string& name, const std::string& drafter, const std::string& refiner, int64_t draft_steps);
+std::string speculative_engine(const std::string& name, const std::string& draft, const std::string& target);
+
 std::string temp_dir(const std::string& name);  // a fresh empty directory under the build tree, unique per test
 // Removes a passed test's temp_dir directories when it ends (VARBENCH_KEEP_TEST_FILES=1 keeps them).
 void install_scratch_cleanup();

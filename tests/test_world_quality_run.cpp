@@ -1,4 +1,4 @@
-// [quality] in experiment files (harness/world_scoring.h): every completed run of the sweep is scored in
+// [quality] in experiment files (harness/analysis/world_scoring.h): every completed run of the sweep is scored in
 // the toy world's feature space into /runs/<run>/metrics_world, the table shows the scores, scores that are
 // up to date are kept, a run that cannot be scored is reported (and the exit code says so) without losing
 // the runs, and a [quality] table that cannot work stops the experiment before any work.

@@ -35,11 +35,6 @@ GenerationState GenerationState::clone() const {
   return c;
 }
 
-const char* phase_name(Phase phase) {
-  static const char* const names[] = {"setup", "scale", "prefix", "draft", "verify", "decode"};
-  return names[static_cast<int64_t>(phase)];
-}
-
 // ---------------------------------------------------------------------------------------------------
 ModelPass::ModelPass(VarTransformer model, const torch::Tensor& labels, bool guided, const PrecisionPolicy& policy,
                      int64_t capacity_tokens, Kernels kernels)

@@ -18,17 +18,21 @@
 
 namespace varbench {
 
-// What a stretch of a generation did, so that its time and memory are reported as what they are.
-enum class Phase : int64_t {
-  kSetup = 0,   // a model pass's conditioning and KV cache allocation (and, in CoDe, the drafter's release)
-  kScale = 1,   // one scale: its forward, logits, sampling and f_hat update
-  kPrefix = 2,  // CoDe's refiner: one block-causal pass over the drafted scales 0..N (the forward of scale N)
-  kDraft = 3,   // speculative: the draft model samples scales first..last
-  kVerify = 4,  // speculative: the target scores them in one pass, accepts, resamples and rolls back
-  kDecode = 5,  // the VQVAE decode (marked by the driver)
+// What a stretch of a generation did, so that its time and memory are reported as what they are: the id
+// stored in result files (timing/phase_kind, memory/phase_kind) and its name. This layer owns the kinds
+// every generation has; an engine with phases of its own declares them in its file and lists them in its
+// registry entry (engines/registry.cpp), so that the model knows scales, not strategies. Ids never change
+// meaning (files written earlier keep theirs): 2-4 went to the first engines with phases of their own
+// (CoDe's prefix, speculative's draft and verify); a new kind takes the next free id.
+struct PhaseKind {
+  int64_t id;
+  const char* name;
+  constexpr bool operator==(const PhaseKind& other) const { return id == other.id; }
+  constexpr bool operator!=(const PhaseKind& other) const { return id != other.id; }
 };
-const char* phase_name(Phase phase);  // "setup", "scale", "prefix", "draft", "verify", "decode"
-inline constexpr int64_t kNumPhases = 6;
+inline constexpr PhaseKind kSetupPhase{0, "setup"};    // a model pass's conditioning and KV cache allocation
+inline constexpr PhaseKind kScalePhase{1, "scale"};    // one scale: its forward, logits, sampling and f_hat update
+inline constexpr PhaseKind kDecodePhase{5, "decode"};  // the VQVAE decode (marked by the driver)
 
 // The driver's window into a generation: phase boundaries, so that it (not the engine) takes the time
 // and measures the memory. A phase runs from the previous boundary to this one.
@@ -36,10 +40,10 @@ class ScaleObserver {
  public:
   virtual ~ScaleObserver() = default;
   // A phase covering scales [first_scale, last_scale] ended (set-up: -1, -1).
-  virtual void phase_done(Phase phase, int64_t first_scale, int64_t last_scale) {}
+  virtual void phase_done(PhaseKind phase, int64_t first_scale, int64_t last_scale) {}
   // The tokens of `scale` are final, and the time since the previous boundary was spent on it alone.
-  void scale_done(int64_t scale) { phase_done(Phase::kScale, scale, scale); }
-  void setup_done() { phase_done(Phase::kSetup, -1, -1); }
+  void scale_done(int64_t scale) { phase_done(kScalePhase, scale, scale); }
+  void setup_done() { phase_done(kSetupPhase, -1, -1); }
   virtual void transformer_done() {}  // all tokens sampled; the VQVAE decode follows
 };
 

@@ -20,49 +20,37 @@ void check_source(const ModelSource& s, const char* what) {
   if (s.checkpoint.empty() == s.random_config.empty())
     throw std::runtime_error(fmt::format("{}: give either a checkpoint or a random-init config", what));
 }
-}  // namespace
 
-VarTransformer load_var(const ModelSource& source) {
-  check_source(source, "VAR model");
+// A model from its source, the same way for every kind: a named config with random weights, or the
+// checkpoint's own architecture with its weights loaded strictly; then frozen for inference.
+template <typename Holder, typename Arch>
+Holder load_model(const ModelSource& source, const char* what) {
+  check_source(source, what);
   if (!source.random_config.empty()) {
-    VarTransformer model(VarArch::named(source.random_config));
+    Holder model(Arch::named(source.random_config));
     random_init(*model, source.init_seed);
     freeze_for_inference(*model);
     return model;
   }
   SafetensorsFile file(source.checkpoint);
-  VarTransformer model(VarArch::from_checkpoint(file));
+  Holder model(Arch::from_checkpoint(file));
   load_strict(*model, file);
   freeze_for_inference(*model);
   return model;
 }
 
-Vqvae load_vqvae(const ModelSource& source) {
-  check_source(source, "VQVAE");
-  if (!source.random_config.empty()) {
-    Vqvae vqvae(VqvaeArch::named(source.random_config));
-    random_init(*vqvae, source.init_seed);
-    freeze_for_inference(*vqvae);
-    return vqvae;
-  }
-  SafetensorsFile file(source.checkpoint);
-  Vqvae vqvae(VqvaeArch::from_checkpoint(file));
-  load_strict(*vqvae, file);
-  freeze_for_inference(*vqvae);
-  return vqvae;
+template <typename Arch>
+Arch load_architecture(const ModelSource& source, const char* what) {
+  check_source(source, what);
+  if (!source.random_config.empty()) return Arch::named(source.random_config);
+  return Arch::from_checkpoint(SafetensorsFile(source.checkpoint));
 }
+}  // namespace
 
-VarArch var_architecture(const ModelSource& source) {
-  check_source(source, "VAR model");
-  if (!source.random_config.empty()) return VarArch::named(source.random_config);
-  return VarArch::from_checkpoint(SafetensorsFile(source.checkpoint));
-}
-
-VqvaeArch vqvae_architecture(const ModelSource& source) {
-  check_source(source, "VQVAE");
-  if (!source.random_config.empty()) return VqvaeArch::named(source.random_config);
-  return VqvaeArch::from_checkpoint(SafetensorsFile(source.checkpoint));
-}
+VarTransformer load_var(const ModelSource& source) { return load_model<VarTransformer, VarArch>(source, "VAR model"); }
+Vqvae load_vqvae(const ModelSource& source) { return load_model<Vqvae, VqvaeArch>(source, "VQVAE"); }
+VarArch var_architecture(const ModelSource& source) { return load_architecture<VarArch>(source, "VAR model"); }
+VqvaeArch vqvae_architecture(const ModelSource& source) { return load_architecture<VqvaeArch>(source, "VQVAE"); }
 
 void place(torch::nn::Module& module, torch::Device device, torch::ScalarType dtype) {
   torch::NoGradGuard no_grad;

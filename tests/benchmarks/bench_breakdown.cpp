@@ -11,7 +11,7 @@
 // the table reports the generation's time with and without them. --rng picks the path: per-image (the
 // default: fast kernels and the per-row sampler) or reference (the official code's ops and draws).
 // OMP_WAIT_POLICY=ACTIVE in the environment runs it under OpenMP's default spinning waits instead of the
-// passive waits every varbench program sets (harness/cpu_runtime.h).
+// passive waits every varbench program sets (harness/platform/cpu_runtime.h).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -27,9 +27,9 @@
 #include "engines/model/generation.h"
 #include "engines/model/loading.h"
 #include "engines/model/part_profile.h"
-#include "harness/cpu_runtime.h"
-#include "harness/memory_probe.h"
-#include "harness/provenance.h"
+#include "harness/platform/cpu_runtime.h"
+#include "harness/platform/memory_probe.h"
+#include "harness/platform/provenance.h"
 
 namespace varbench {
 namespace {
@@ -87,9 +87,9 @@ double bound_seconds(Part part, const PartTotals& t, const MachineRates& r) {
 class ScaleTagger : public ScaleObserver {
  public:
   explicit ScaleTagger(PartProfile& p) : profile_(p) {}
-  void phase_done(Phase phase, int64_t, int64_t last_scale) override {
-    if (phase == Phase::kSetup) profile_.set_scale(0);
-    if (phase == Phase::kScale) profile_.set_scale(last_scale + 1);
+  void phase_done(PhaseKind phase, int64_t, int64_t last_scale) override {
+    if (phase == kSetupPhase) profile_.set_scale(0);
+    if (phase == kScalePhase) profile_.set_scale(last_scale + 1);
   }
 
  private:

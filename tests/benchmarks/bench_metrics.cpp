@@ -18,8 +18,8 @@
 #include <filesystem>
 
 #include "formats/image_files.h"
-#include "harness/cpu_runtime.h"
-#include "harness/memory_probe.h"
+#include "harness/platform/cpu_runtime.h"
+#include "harness/platform/memory_probe.h"
 #include "metrics/extract.h"
 #include "metrics/frechet.h"
 #include "metrics/linalg.h"

@@ -8,8 +8,8 @@
 #include "engines/model/generation.h"
 #include "engines/model/loading.h"
 #include "engines/model/random_init.h"
-#include "harness/cpu_runtime.h"
-#include "harness/memory_probe.h"
+#include "harness/platform/cpu_runtime.h"
+#include "harness/platform/memory_probe.h"
 
 namespace varbench {
 namespace {

@@ -12,7 +12,7 @@
 #include "engines/model/generation.h"
 #include "engines/model/loading.h"
 #include "engines/model/torch_compat.h"
-#include "harness/device/device.h"
+#include "harness/platform/device.h"
 #include "formats/hdf5.h"
 #include "tests/test_support.h"
 
