@@ -233,8 +233,8 @@ void execute_run(const Experiment& x, const RunSpec& run, LoadedGroup& group, En
     rec.segments = 2;
     // The saved batches were measured by another process, perhaps on another node: both are recorded, and
     // the run says when they differ.
-    const auto resume = writer->group().group("resume");
-    rec.segment_measurements = {resume.has_attr("measurement") ? resume.attr_string("measurement") : "?", measurement};
+    const auto resume = writer->group().group(schema::kResume);
+    rec.segment_measurements = {resume.has_attr(schema::kMeasurement) ? resume.attr_string(schema::kMeasurement) : "?", measurement};
     rec.mixed_hardware = rec.segment_measurements[0] != rec.segment_measurements[1];
     std::cerr << fmt::format("\nvarbench run: run '{}' resumes after its timed batch {} of {} (saved by an "
                                                     "interrupted earlier attempt in {})\n",

@@ -36,7 +36,7 @@ bool up_to_date(const h5::Group& run, int64_t images, const std::string& network
   const auto m = run.group(kGroup);
   auto same = [&](const char* attr, const std::string& value) { return m.has_attr(attr) && m.attr_string(attr) == value; };
   auto same_int = [&](const char* attr, int64_t value) { return m.has_attr(attr) && m.attr_int(attr) == value; };
-  return same_int("num_images", images) && same("feature_network_identity", network_identity) &&
+  return same_int(schema::kNumImages, images) && same("feature_network_identity", network_identity) &&
          same("reference_identity", reference_identity) && same_int("bootstrap_resamples", bootstrap.resamples) &&
          same_int("bootstrap_seed", static_cast<int64_t>(bootstrap.seed));
 }
@@ -63,7 +63,7 @@ metrics::WorldImageScores image_scores_of(const h5::Group& run, const std::strin
 metrics::WorldQuality point_of(const h5::Group& run) {
   const auto m = run.group(kGroup);
   metrics::WorldQuality q;
-  q.images = m.attr_int("num_images");
+  q.images = m.attr_int(schema::kNumImages);
   q.fd = m.attr_double("fd");
   q.class_accuracy = m.attr_double("class_accuracy");
   q.precision = m.attr_double("precision");
@@ -195,7 +195,7 @@ WorldScoringOutcome score_runs_world(const std::string& result_path, const Quali
     const std::string status = run.has_attr(schema::kStatus) ? run.attr_string(schema::kStatus) : "";
     if (status != schema::kCompleted || !run.has(schema::kImages) || !run.has(schema::kLabels)) continue;
     // The null engine generates nothing (its images are blank placeholders): no quality to score.
-    if (run.has_attr("engine_type") && run.attr_string("engine_type") == "null") continue;
+    if (run.has_attr(schema::kEngineType) && run.attr_string(schema::kEngineType) == "null") continue;
     const auto where = result_path + ":/runs/" + name;
     try {
       auto images = run.dataset(schema::kImages);
@@ -226,7 +226,7 @@ WorldScoringOutcome score_runs_world(const std::string& result_path, const Quali
         m.set_attr("kid", *s.kid);
         m.set_attr("kid_std", *s.kid_std);
       }
-      m.set_attr("num_images", s.images);
+      m.set_attr(schema::kNumImages, s.images);
       // 95% intervals (metrics/uncertainty.h): FD, recall and KID by a bootstrap over the generated images
       // with the reference fixed, centred on the estimate; class accuracy and precision by Wilson's interval.
       set_interval(m, "fd", intervals.fd);

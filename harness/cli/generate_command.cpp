@@ -139,7 +139,7 @@ int run_generate(const GenerateOptions& o) {
     run.set_attr("top_p", sampling.top_p);
     run.set_attr("temperature", sampling.temperature);
     run.set_attr("more_smooth", static_cast<int64_t>(sampling.more_smooth));
-    run.set_attr("dtype", precision_name(precision));
+    run.set_attr(schema::kDtype, precision_name(precision));
     file.flush();
     if (!o.no_images) {
       auto images = run.dataset(schema::kImages);

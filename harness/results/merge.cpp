@@ -111,7 +111,7 @@ MergeSummary merge_results(const std::string& out, const std::vector<std::string
   for (size_t k = 1; k < files.size(); ++k)
     if (files[k]->root().attr_string(schema::kExperimentToml) != toml)
       throw std::runtime_error(fmt::format("{}: comes from another experiment file than {}", shard_paths[k], shard_paths[0]));
-  const auto experiment = parse_experiment(toml, files[0]->root().attr_string("experiment_file"));
+  const auto experiment = parse_experiment(toml, files[0]->root().attr_string(schema::kExperimentFile));
   const auto plan = plan_images(experiment.classes, experiment.images_per_class);
   const int64_t total = plan.size();
   std::set<std::string> asked;
@@ -125,11 +125,11 @@ MergeSummary merge_results(const std::string& out, const std::vector<std::string
     if (!root.has(schema::kRuns)) throw std::runtime_error(fmt::format("{}: no runs", shard_paths[k]));
     for (const auto& name : root.group(schema::kRuns).children()) {
       auto g = root.group("runs/" + name);
-      const auto id = g.has_attr("run_id") ? g.attr_string("run_id") : name;
+      const auto id = g.has_attr(schema::kRunId) ? g.attr_string(schema::kRunId) : name;
       if (!asked.count(id)) continue;
       if (g.attr_string(schema::kStatus) != schema::kCompleted)
         throw std::runtime_error(fmt::format("{}: run '{}' is {} ({}); rerun that shard first", shard_paths[k], id,
-                                             g.attr_string(schema::kStatus), g.has_attr("error") ? g.attr_string("error") : ""));
+                                             g.attr_string(schema::kStatus), g.has_attr(schema::kError) ? g.attr_string(schema::kError) : ""));
       groups[id].push_back(name);
     }
   }
@@ -142,10 +142,10 @@ MergeSummary merge_results(const std::string& out, const std::vector<std::string
       const auto path = "runs/" + run_group_name(id);
       if (!files[k]->root().has(path)) continue;
       const auto g = files[k]->root().group(path);
-      if (!g.has_attr("identity_json"))
+      if (!g.has_attr(schema::kIdentityJson))
         throw std::runtime_error(fmt::format("{}: run '{}' was made by a varbench that recorded no run identity; rerun that shard",
                                              shard_paths[k], id));
-      const auto identity = parse_identity_json(g.attr_string("identity_json"));
+      const auto identity = parse_identity_json(g.attr_string(schema::kIdentityJson));
       if (n++ == 0) {
         first = identity;
         first_file = k;
@@ -204,13 +204,13 @@ MergeSummary merge_results(const std::string& out, const std::vector<std::string
     auto first = files[0]->root().group(run);
     auto g = root.create_group(run);
     copy_attrs(first, g);
-    g.set_attr("num_images", total);
+    g.set_attr(schema::kNumImages, total);
     g.set_attr("merged_shards", static_cast<int64_t>(files.size()));
     // The merged run is no shard: its identity says what it is, so that resuming it as an unsharded run
     // (whose timings would come from one process) is refused rather than taken as done.
-    auto identity = parse_identity_json(first.attr_string("identity_json"));
+    auto identity = parse_identity_json(first.attr_string(schema::kIdentityJson));
     identity["shard"] = fmt::format("merged from {} shards", files.size());
-    g.set_attr("identity_json", identity_json(identity));
+    g.set_attr(schema::kIdentityJson, identity_json(identity));
     // How each shard was measured (its node's hardware and settings): timings of shards measured apart
     // are pooled, so the run says when they span hardware, and speed tables mark it.
     nlohmann::json measured = nlohmann::json::array();
@@ -220,11 +220,11 @@ MergeSummary merge_results(const std::string& out, const std::vector<std::string
       const auto measurement = measurement_of(shard_run);
       measured.push_back({{"file", shard_paths[k]},
                           {"hostname", shard_run.has_attr("hostname") ? shard_run.attr_string("hostname") : "?"},
-                          {"measurement", measurement}});
+                          {schema::kMeasurement, measurement}});
       hardware.insert(measurement);
     }
-    g.set_attr("shard_measurement_json", measured.dump());
-    g.set_attr("mixed_hardware", static_cast<int64_t>(hardware.size() > 1));
+    g.set_attr(schema::kShardMeasurementJson, measured.dump());
+    g.set_attr(schema::kMixedHardware, static_cast<int64_t>(hardware.size() > 1));
 
     // Samples, in global image order.
     const auto rows = static_cast<uint64_t>(std::min<int64_t>(total, 1024));
@@ -260,14 +260,14 @@ MergeSummary merge_results(const std::string& out, const std::vector<std::string
           cols = d.size() == 2 ? d[1] : 0;
           if (integer) {
             auto v = ds.read<int64_t>();
-            if (name == "phase_batch")
+            if (name == schema::kPhaseBatch)
               for (auto& b : v) b += batches_before;
             all_int.insert(all_int.end(), v.begin(), v.end());
           } else {
             const auto v = ds.read<double>();
             all.insert(all.end(), v.begin(), v.end());
           }
-          batches_before += static_cast<int64_t>(t.dataset("batch_ms").rows());
+          batches_before += static_cast<int64_t>(t.dataset(schema::kBatchMs).rows());
         }
         if (integer) timing.write<int64_t>(name, all_int);
         else if (cols) timing.write<double>(name, {all.size() / cols, cols}, all.data());
@@ -280,8 +280,8 @@ MergeSummary merge_results(const std::string& out, const std::vector<std::string
       auto memory = g.create_group(schema::kMemory);
       size_t largest = 0;
       for (size_t i = 0; i < files.size(); ++i)
-        if (files[i]->root().group(run + "/memory").attr_int("peak_bytes") >
-            files[largest]->root().group(run + "/memory").attr_int("peak_bytes"))
+        if (files[i]->root().group(run + "/memory").attr_int(schema::kPeakBytes) >
+            files[largest]->root().group(run + "/memory").attr_int(schema::kPeakBytes))
           largest = i;
       const auto from = files[largest]->root().group(run + "/memory");
       copy_attrs(from, memory);

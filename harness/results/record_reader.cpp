@@ -74,22 +74,22 @@ std::vector<RunRecord> read_requested_run_records(const std::string& path, std::
 RunRecord read_run_record(const std::string& path, const h5::Group& g, const std::string& name) {
   RunRecord r;
   auto str = [&](const char* a, const std::string& fallback = "") { return g.has_attr(a) ? g.attr_string(a) : fallback; };
-  r.spec.id = str("run_id", name);
-  r.spec.index = g.has_attr("run_index") ? g.attr_int("run_index") : 0;
-  r.spec.engine_name = str("engine");
-  r.spec.engine_type = str("engine_type", r.spec.engine_name);
-  r.spec.device = str("device");
-  r.spec.dtype = str("dtype");
-  r.spec.batch_size = g.has_attr("batch_size") ? g.attr_int("batch_size") : 0;
+  r.spec.id = str(schema::kRunId, name);
+  r.spec.index = g.has_attr(schema::kRunIndex) ? g.attr_int(schema::kRunIndex) : 0;
+  r.spec.engine_name = str(schema::kEngine);
+  r.spec.engine_type = str(schema::kEngineType, r.spec.engine_name);
+  r.spec.device = str(schema::kDevice);
+  r.spec.dtype = str(schema::kDtype);
+  r.spec.batch_size = g.has_attr(schema::kBatchSize) ? g.attr_int(schema::kBatchSize) : 0;
   r.status = str(schema::kStatus, schema::kRunning);
-  r.error = str("error");
-  r.num_images = g.has_attr("num_images") ? g.attr_int("num_images") : 0;
+  r.error = str(schema::kError);
+  r.num_images = g.has_attr(schema::kNumImages) ? g.attr_int(schema::kNumImages) : 0;
   r.measurement = measurement_of(g);
-  r.mixed_hardware = g.has_attr("mixed_hardware") && g.attr_int("mixed_hardware") != 0;
-  for (const char* parts : {"shard_measurement_json", "segment_measurement_json"})
+  r.mixed_hardware = g.has_attr(schema::kMixedHardware) && g.attr_int(schema::kMixedHardware) != 0;
+  for (const char* parts : {schema::kShardMeasurementJson, schema::kSegmentMeasurementJson})
     if (r.mixed_hardware && g.has_attr(parts)) {
       std::set<std::string> distinct;
-      for (const auto& part : nlohmann::json::parse(g.attr_string(parts))) distinct.insert(part.value("measurement", "?"));
+      for (const auto& part : nlohmann::json::parse(g.attr_string(parts))) distinct.insert(part.value(schema::kMeasurement, "?"));
       r.measurement = fmt::format("{}", fmt::join(distinct, " / "));
     }
   for (const auto& attr : g.attr_names()) {
@@ -100,30 +100,30 @@ RunRecord read_run_record(const std::string& path, const h5::Group& g, const std
   if (g.has(schema::kTiming)) {
     auto t = g.group(schema::kTiming);
     auto column = [&](const char* name, H5T_class_t type_class, uint64_t rank) { return checked_column(path, t, name, type_class, rank); };
-    r.batch_repetition = column("batch_repetition", H5T_INTEGER, 1).read<int64_t>();
-    r.batch_images = column("batch_images", H5T_INTEGER, 1).read<int64_t>();
-    r.batch_ms = column("batch_ms", H5T_FLOAT, 1).read<double>();
-    r.batch_with_decode_ms = column("batch_with_decode_ms", H5T_FLOAT, 1).read<double>();
-    auto sd = column("scale_ms", H5T_FLOAT, 2);
+    r.batch_repetition = column(schema::kBatchRepetition, H5T_INTEGER, 1).read<int64_t>();
+    r.batch_images = column(schema::kBatchImages, H5T_INTEGER, 1).read<int64_t>();
+    r.batch_ms = column(schema::kBatchMs, H5T_FLOAT, 1).read<double>();
+    r.batch_with_decode_ms = column(schema::kBatchWithDecodeMs, H5T_FLOAT, 1).read<double>();
+    auto sd = column(schema::kScaleMs, H5T_FLOAT, 2);
     const auto dims = sd.dims();
     const auto flat = sd.read<double>();
     r.num_scales = static_cast<int64_t>(dims[1]);
     for (uint64_t i = 0; i < dims[0]; ++i) r.scale_ms.emplace_back(flat.begin() + i * dims[1], flat.begin() + (i + 1) * dims[1]);
     const size_t batches = r.batch_repetition.size();
-    check_rows(path, t, "batch_repetition", batches,
-               {{"batch_images", r.batch_images.size()}, {"batch_ms", r.batch_ms.size()},
-                {"batch_with_decode_ms", r.batch_with_decode_ms.size()}, {"scale_ms", r.scale_ms.size()}});
-    if (t.has("phase_kind")) {  // files of varbench before phases have none
-      r.phase_batch = column("phase_batch", H5T_INTEGER, 1).read<int64_t>();
-      r.phase_kind = column("phase_kind", H5T_INTEGER, 1).read<int64_t>();
-      r.phase_first_scale = column("phase_first_scale", H5T_INTEGER, 1).read<int64_t>();
-      r.phase_last_scale = column("phase_last_scale", H5T_INTEGER, 1).read<int64_t>();
-      r.phase_ms = column("phase_ms", H5T_FLOAT, 1).read<double>();
+    check_rows(path, t, schema::kBatchRepetition, batches,
+               {{schema::kBatchImages, r.batch_images.size()}, {schema::kBatchMs, r.batch_ms.size()},
+                {schema::kBatchWithDecodeMs, r.batch_with_decode_ms.size()}, {schema::kScaleMs, r.scale_ms.size()}});
+    if (t.has(schema::kPhaseKind)) {  // files of varbench before phases have none
+      r.phase_batch = column(schema::kPhaseBatch, H5T_INTEGER, 1).read<int64_t>();
+      r.phase_kind = column(schema::kPhaseKind, H5T_INTEGER, 1).read<int64_t>();
+      r.phase_first_scale = column(schema::kPhaseFirstScale, H5T_INTEGER, 1).read<int64_t>();
+      r.phase_last_scale = column(schema::kPhaseLastScale, H5T_INTEGER, 1).read<int64_t>();
+      r.phase_ms = column(schema::kPhaseMs, H5T_FLOAT, 1).read<double>();
       const size_t phases = r.phase_kind.size();
       const auto phase_kinds = static_cast<int64_t>(phase_kind_names().size());
-      check_rows(path, t, "phase_kind", phases,
-                 {{"phase_batch", r.phase_batch.size()}, {"phase_first_scale", r.phase_first_scale.size()},
-                  {"phase_last_scale", r.phase_last_scale.size()}, {"phase_ms", r.phase_ms.size()}});
+      check_rows(path, t, schema::kPhaseKind, phases,
+                 {{schema::kPhaseBatch, r.phase_batch.size()}, {schema::kPhaseFirstScale, r.phase_first_scale.size()},
+                  {schema::kPhaseLastScale, r.phase_last_scale.size()}, {schema::kPhaseMs, r.phase_ms.size()}});
       for (size_t i = 0; i < phases; ++i)
         if (r.phase_batch[i] < 0 || r.phase_batch[i] >= static_cast<int64_t>(batches) || r.phase_kind[i] < 0 ||
             r.phase_kind[i] >= phase_kinds)
@@ -137,21 +137,21 @@ RunRecord read_run_record(const std::string& path, const h5::Group& g, const std
   }
   if (g.has(schema::kMemory)) {
     auto m = g.group(schema::kMemory);
-    r.memory_measured = m.attr_int("measured") != 0;
-    r.peak_bytes = m.attr_int("peak_bytes");
-    r.weights_bytes = m.attr_int("weights_bytes");
-    r.kv_cache_bytes = m.attr_int("kv_cache_bytes");
-    r.activations_bytes = m.attr_int("activations_bytes");
-    r.peak_rss_bytes = m.attr_int("peak_rss_bytes");
-    if (m.has_attr("kv_filled_bytes")) r.kv_filled_bytes = m.attr_int("kv_filled_bytes");
-    if (m.has_attr("peak_phase")) r.peak_phase = m.attr_int("peak_phase");
-    if (m.has_attr("resident_at_start_bytes")) r.resident_at_start_bytes = m.attr_int("resident_at_start_bytes");
-    if (m.has("phase_kind")) {
+    r.memory_measured = m.attr_int(schema::kMeasured) != 0;
+    r.peak_bytes = m.attr_int(schema::kPeakBytes);
+    r.weights_bytes = m.attr_int(schema::kWeightsBytes);
+    r.kv_cache_bytes = m.attr_int(schema::kKvCacheBytes);
+    r.activations_bytes = m.attr_int(schema::kActivationsBytes);
+    r.peak_rss_bytes = m.attr_int(schema::kPeakRssBytes);
+    if (m.has_attr(schema::kKvFilledBytes)) r.kv_filled_bytes = m.attr_int(schema::kKvFilledBytes);
+    if (m.has_attr(schema::kPeakPhase)) r.peak_phase = m.attr_int(schema::kPeakPhase);
+    if (m.has_attr(schema::kResidentAtStartBytes)) r.resident_at_start_bytes = m.attr_int(schema::kResidentAtStartBytes);
+    if (m.has(schema::kPhaseKind)) {
       std::vector<std::vector<int64_t>> cols;
-      for (const char* name : {"phase_kind", "phase_first_scale", "phase_last_scale", "phase_allocated_bytes",
-                               "phase_kv_allocated_bytes", "phase_kv_filled_bytes"}) {
+      for (const char* name : {schema::kPhaseKind, schema::kPhaseFirstScale, schema::kPhaseLastScale, schema::kPhaseAllocatedBytes,
+                               schema::kPhaseKvAllocatedBytes, schema::kPhaseKvFilledBytes}) {
         cols.push_back(checked_column(path, m, name, H5T_INTEGER, 1).read<int64_t>());
-        check_rows(path, m, "phase_kind", cols.front().size(), {{name, cols.back().size()}});
+        check_rows(path, m, schema::kPhaseKind, cols.front().size(), {{name, cols.back().size()}});
       }
       for (size_t i = 0; i < cols[0].size(); ++i)
         r.memory_phases.push_back({cols[0][i], cols[1][i], cols[2][i], cols[3][i], cols[4][i], cols[5][i]});
@@ -188,7 +188,7 @@ RunRecord read_run_record(const std::string& path, const h5::Group& g, const std
       }
     }
   }
-  if (g.has_attr("segments")) r.segments = g.attr_int("segments");
+  if (g.has_attr(schema::kSegments)) r.segments = g.attr_int(schema::kSegments);
   return r;
 }
 

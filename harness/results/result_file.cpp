@@ -57,13 +57,13 @@ RunWriter::RunWriter(std::string path, const RunSpec& spec, int64_t num_images, 
     : path_(std::move(path)) {
   if (resume) {
     file_ = std::make_unique<h5::File>(path_, h5::File::Mode::kReadWrite);
-    auto g = file_->root().group("run");
-    resumed_timed_batches_ = g.group("resume").attr_int("timed_batches");
+    auto g = file_->root().group(schema::kPartialRun);
+    resumed_timed_batches_ = g.group(schema::kResume).attr_int(schema::kTimedBatches);
     samples_ = std::make_unique<SampleWriter>(g, num_images, schedule, image_px, image_px, store_images, SampleWriter::kExisting);
     return;
   }
   file_ = std::make_unique<h5::File>(path_, h5::File::Mode::kCreate);
-  auto g = file_->root().create_group("run");
+  auto g = file_->root().create_group(schema::kPartialRun);
   samples_ = std::make_unique<SampleWriter>(g, num_images, schedule, image_px, image_px, store_images);
 }
 
@@ -71,10 +71,10 @@ void RunWriter::checkpoint(const RunRecord& record, int64_t timed_batches, const
   SignalHold hold;  // a consistent file: never half a checkpoint
   auto g = group();
   write_measurements(g, record);
-  auto resume = g.require_group("resume");
-  resume.set_attr("identity_json", record.identity_json);
-  resume.set_attr("timed_batches", timed_batches);
-  resume.set_attr("measurement", measurement);
+  auto resume = g.require_group(schema::kResume);
+  resume.set_attr(schema::kIdentityJson, record.identity_json);
+  resume.set_attr(schema::kTimedBatches, timed_batches);
+  resume.set_attr(schema::kMeasurement, measurement);
   file_->flush();
 }
 
@@ -101,9 +101,9 @@ std::map<std::string, StoredRun> ResultFile::stored_runs() const {
   auto runs = root.group(schema::kRuns);
   for (const auto& name : runs.children()) {
     auto g = runs.group(name);
-    auto& run = out[g.has_attr("run_id") ? g.attr_string("run_id") : name];
+    auto& run = out[g.has_attr(schema::kRunId) ? g.attr_string(schema::kRunId) : name];
     run.status = g.has_attr(schema::kStatus) ? g.attr_string(schema::kStatus) : "";
-    run.identity_json = g.has_attr("identity_json") ? g.attr_string("identity_json") : "";
+    run.identity_json = g.has_attr(schema::kIdentityJson) ? g.attr_string(schema::kIdentityJson) : "";
   }
   return out;
 }
@@ -121,7 +121,7 @@ std::unique_ptr<RunWriter> ResultFile::begin_run(const RunSpec& spec, int64_t nu
       const auto root = f.root();
       if (root.has("run/resume")) {
         const auto resume = root.group("run/resume");
-        resumable = resume.attr_string("identity_json") == identity_json && resume.attr_int("timed_batches") > 0;
+        resumable = resume.attr_string(schema::kIdentityJson) == identity_json && resume.attr_int(schema::kTimedBatches) > 0;
       }
     } catch (const std::exception&) {
       resumable = false;
@@ -140,30 +140,30 @@ std::unique_ptr<RunWriter> ResultFile::begin_run(const RunSpec& spec, int64_t nu
 
 void write_run_record(const h5::Group& g, const RunRecord& r, const Provenance& provenance) {
   write_provenance(g, provenance);
-  g.set_attr("run_id", r.spec.id);
-  g.set_attr("run_index", r.spec.index);
-  g.set_attr("engine", r.spec.engine_name);
-  g.set_attr("engine_type", r.spec.engine_type);
+  g.set_attr(schema::kRunId, r.spec.id);
+  g.set_attr(schema::kRunIndex, r.spec.index);
+  g.set_attr(schema::kEngine, r.spec.engine_name);
+  g.set_attr(schema::kEngineType, r.spec.engine_type);
   for (const auto& [k, v] : r.spec.engine_params) g.set_attr("param_" + k, param_to_string(v));
   g.set_attr(schema::kStatus, r.status);
-  if (!r.error.empty()) g.set_attr("error", r.error);
-  g.set_attr("settings_json", r.spec.settings_json());
-  if (!r.identity_json.empty()) g.set_attr("identity_json", r.identity_json);
-  g.set_attr("device", r.spec.device);
-  g.set_attr("dtype", r.spec.dtype);
-  g.set_attr("batch_size", r.spec.batch_size);
-  g.set_attr("num_images", r.num_images);
+  if (!r.error.empty()) g.set_attr(schema::kError, r.error);
+  g.set_attr(schema::kSettingsJson, r.spec.settings_json());
+  if (!r.identity_json.empty()) g.set_attr(schema::kIdentityJson, r.identity_json);
+  g.set_attr(schema::kDevice, r.spec.device);
+  g.set_attr(schema::kDtype, r.spec.dtype);
+  g.set_attr(schema::kBatchSize, r.spec.batch_size);
+  g.set_attr(schema::kNumImages, r.num_images);
   if (r.segments > 1) {
-    g.set_attr("segments", r.segments);
+    g.set_attr(schema::kSegments, r.segments);
     nlohmann::json parts = nlohmann::json::array();
-    for (const auto& m : r.segment_measurements) parts.push_back({{"measurement", m}});
-    g.set_attr("segment_measurement_json", parts.dump());
-    g.set_attr("mixed_hardware", static_cast<int64_t>(r.mixed_hardware));
+    for (const auto& m : r.segment_measurements) parts.push_back({{schema::kMeasurement, m}});
+    g.set_attr(schema::kSegmentMeasurementJson, parts.dump());
+    g.set_attr(schema::kMixedHardware, static_cast<int64_t>(r.mixed_hardware));
   }
   for (const auto& [k, v] : r.spec.swept) g.set_attr("swept_" + k, v);
   for (const auto& [k, v] : r.models) g.set_attr("model_" + k, v);
   if (r.status != schema::kCompleted) return;
-  if (g.has("resume")) g.remove("resume");  // the run is whole: nothing to resume
+  if (g.has(schema::kResume)) g.remove(schema::kResume);  // the run is whole: nothing to resume
   write_measurements(g, r);
 }
 
@@ -172,32 +172,32 @@ void write_measurements(const h5::Group& g, const RunRecord& r) {
     if (g.has(name)) g.remove(name);
   auto timing = g.require_group(schema::kTiming);
   const uint64_t n = r.batch_ms.size();
-  timing.write<int64_t>("batch_repetition", r.batch_repetition);
-  timing.write<int64_t>("batch_images", r.batch_images);
-  timing.write<double>("batch_ms", r.batch_ms);
-  timing.write<double>("batch_with_decode_ms", r.batch_with_decode_ms);
+  timing.write<int64_t>(schema::kBatchRepetition, r.batch_repetition);
+  timing.write<int64_t>(schema::kBatchImages, r.batch_images);
+  timing.write<double>(schema::kBatchMs, r.batch_ms);
+  timing.write<double>(schema::kBatchWithDecodeMs, r.batch_with_decode_ms);
   std::vector<double> scale_flat;
   for (const auto& row : r.scale_ms) scale_flat.insert(scale_flat.end(), row.begin(), row.end());
-  timing.write<double>("scale_ms", {n, static_cast<uint64_t>(r.num_scales)}, scale_flat.data());
-  timing.set_attr("decode_excluded_from", "batch_ms");
-  timing.write<int64_t>("phase_batch", r.phase_batch);
-  timing.write<int64_t>("phase_kind", r.phase_kind);
-  timing.write<int64_t>("phase_first_scale", r.phase_first_scale);
-  timing.write<int64_t>("phase_last_scale", r.phase_last_scale);
-  timing.write<double>("phase_ms", r.phase_ms);
-  timing.set_attr("phase_kinds", phase_kinds_text());
+  timing.write<double>(schema::kScaleMs, {n, static_cast<uint64_t>(r.num_scales)}, scale_flat.data());
+  timing.set_attr("decode_excluded_from", schema::kBatchMs);
+  timing.write<int64_t>(schema::kPhaseBatch, r.phase_batch);
+  timing.write<int64_t>(schema::kPhaseKind, r.phase_kind);
+  timing.write<int64_t>(schema::kPhaseFirstScale, r.phase_first_scale);
+  timing.write<int64_t>(schema::kPhaseLastScale, r.phase_last_scale);
+  timing.write<double>(schema::kPhaseMs, r.phase_ms);
+  timing.set_attr(schema::kPhaseKinds, phase_kinds_text());
 
   auto memory = g.require_group(schema::kMemory);
-  memory.set_attr("measured", static_cast<int64_t>(r.memory_measured));
-  memory.set_attr("peak_bytes", r.peak_bytes);
-  memory.set_attr("weights_bytes", r.weights_bytes);
-  memory.set_attr("kv_cache_bytes", r.kv_cache_bytes);
-  memory.set_attr("activations_bytes", r.activations_bytes);
-  memory.set_attr("peak_rss_bytes", r.peak_rss_bytes);
-  memory.set_attr("resident_at_start_bytes", r.resident_at_start_bytes);
-  memory.set_attr("kv_filled_bytes", r.kv_filled_bytes);
-  memory.set_attr("peak_phase", r.peak_phase);
-  memory.set_attr("phase_kinds", phase_kinds_text());
+  memory.set_attr(schema::kMeasured, static_cast<int64_t>(r.memory_measured));
+  memory.set_attr(schema::kPeakBytes, r.peak_bytes);
+  memory.set_attr(schema::kWeightsBytes, r.weights_bytes);
+  memory.set_attr(schema::kKvCacheBytes, r.kv_cache_bytes);
+  memory.set_attr(schema::kActivationsBytes, r.activations_bytes);
+  memory.set_attr(schema::kPeakRssBytes, r.peak_rss_bytes);
+  memory.set_attr(schema::kResidentAtStartBytes, r.resident_at_start_bytes);
+  memory.set_attr(schema::kKvFilledBytes, r.kv_filled_bytes);
+  memory.set_attr(schema::kPeakPhase, r.peak_phase);
+  memory.set_attr(schema::kPhaseKinds, phase_kinds_text());
   std::vector<int64_t> kind, first, last, allocated, kv_allocated, kv_filled;
   for (const auto& p : r.memory_phases) {
     kind.push_back(p.kind);
@@ -207,12 +207,12 @@ void write_measurements(const h5::Group& g, const RunRecord& r) {
     kv_allocated.push_back(p.kv_allocated_bytes);
     kv_filled.push_back(p.kv_filled_bytes);
   }
-  memory.write<int64_t>("phase_kind", kind);
-  memory.write<int64_t>("phase_first_scale", first);
-  memory.write<int64_t>("phase_last_scale", last);
-  memory.write<int64_t>("phase_allocated_bytes", allocated);
-  memory.write<int64_t>("phase_kv_allocated_bytes", kv_allocated);
-  memory.write<int64_t>("phase_kv_filled_bytes", kv_filled);
+  memory.write<int64_t>(schema::kPhaseKind, kind);
+  memory.write<int64_t>(schema::kPhaseFirstScale, first);
+  memory.write<int64_t>(schema::kPhaseLastScale, last);
+  memory.write<int64_t>(schema::kPhaseAllocatedBytes, allocated);
+  memory.write<int64_t>(schema::kPhaseKvAllocatedBytes, kv_allocated);
+  memory.write<int64_t>(schema::kPhaseKvFilledBytes, kv_filled);
 
   if (!r.per_scale.empty() || !r.counters.empty()) {
     auto extra = g.require_group(schema::kEngineStats);
@@ -235,7 +235,7 @@ void ResultFile::record_failure(const RunRecord& record, const Provenance& prove
   const auto partial = (fs::path(partial_dir(path_)) / (run_group_name(record.spec.id) + ".failed.h5")).string();
   {
     h5::File f(partial, h5::File::Mode::kCreate);
-    write_run_record(f.root().create_group("run"), record, provenance);
+    write_run_record(f.root().create_group(schema::kPartialRun), record, provenance);
   }
   move_into_result(partial, record.spec.id, provenance);
   fs::remove(partial);
@@ -262,9 +262,9 @@ void ResultFile::prepare_sweep(const std::vector<std::string>& remove, const Pro
 }
 
 void ResultFile::write_root(const h5::Group& root, const Provenance& provenance) const {
-  root.set_attr("schema_version", int64_t{1});
+  root.set_attr(schema::kSchemaVersion, int64_t{1});
   write_provenance(root, provenance);
-  root.set_attr("experiment_file", experiment_path_);
+  root.set_attr(schema::kExperimentFile, experiment_path_);
   root.set_attr(schema::kExperimentToml, experiment_text_);
 }
 
@@ -280,7 +280,7 @@ void ResultFile::move_into_result(const std::string& partial, const std::string&
   const auto name = run_group_name(run_id);
   if (runs.has(name)) runs.remove(name);  // a failed or interrupted earlier attempt
   h5::File in(partial, h5::File::Mode::kReadOnly);
-  if (H5Ocopy(in.root().id(), "run", runs.id(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT) < 0)
+  if (H5Ocopy(in.root().id(), schema::kPartialRun, runs.id(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT) < 0)
     throw std::runtime_error(fmt::format("{}: cannot copy run '{}' from {}", path_, run_id, partial));
   out.flush();
 }

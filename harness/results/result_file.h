@@ -32,7 +32,7 @@ class RunWriter {
             bool store_images, bool resume = false);
   SampleWriter& samples() { return *samples_; }
   const std::string& path() const { return path_; }
-  h5::Group group() const { return file_->root().group("run"); }
+  h5::Group group() const { return file_->root().group(schema::kPartialRun); }
   // Timed batches an earlier attempt saved (0 for a new run); their measurements are in group().
   int64_t resumed_timed_batches() const { return resumed_timed_batches_; }
   // Saves `record`'s measurements so far as the first `timed_batches` timed batches, with how this
