@@ -117,10 +117,24 @@ INSTANTIATE_TEST_SUITE_P(
                       BadInput{"--random-init tiny-d2 --classes 1000", "class 1000 is outside 0..999"},
                       BadInput{"--random-init tiny-d2 --top-k 1,2,3", "top_k: 3 values given"},
                       BadInput{"--random-init tiny-d2 --rng lucky", "unknown rng mode 'lucky'"},
+                      BadInput{"--random-init tiny-d2 --no-images --png pngs", "--png needs the images: drop --no-images"},
+                      BadInput{"--random-init tiny-d2 --images-per-class 0", "--images-per-class 0: must be >= 1"},
                       BadInput{"--random-init tiny-d2 --dtype fp16", "--dtype fp16: CPU runs are fp32"},
                       BadInput{"--random-init tiny-d2 --device cuda:3", "device 'cuda:3'"},
                       BadInput{"--var /nonexistent/var.safetensors --vqvae /nonexistent/vae.safetensors",
                                "/nonexistent/var.safetensors: cannot open"}));
+
+// A VAR model samples codes of the VQVAE's codebook: another vocabulary is refused before any work (the
+// same static check as `varbench run`'s), and nothing is written.
+TEST(GenerateCli, RefusesAVqvaeOfAnotherCodebook) {
+  const auto dir = temp_dir("generate_mismatch");
+  const auto r = run_varbench("generate --random-init tiny-d2 --vqvae " + testing::source_path("models/toy-world/vqvae.safetensors") +
+                              " --classes 1 --out " + dir + "/o.h5");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("[models.var] (4096 codes of dim 32) and [vqvae] (256 codes of dim 16) do not match"), std::string::npos)
+      << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/o.h5"));
+}
 
 TEST(GenerateCli, RefusesToOverwriteAnExistingResult) {
   const auto dir = temp_dir("generate_exists");

@@ -2,6 +2,7 @@
 // an experiment of one `single` engine run by the driver: one generation path for every command.
 #include <filesystem>
 #include <iostream>
+#include <limits>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -96,9 +97,15 @@ int run_generate(const GenerateOptions& o) {
   if (std::filesystem::exists(o.out) && !o.overwrite)
     throw std::runtime_error(fmt::format("{}: exists; pass --overwrite to replace it", o.out));
   if (o.no_images && !o.npz.empty()) throw std::runtime_error("--npz needs the images: drop --no-images");
+  if (o.no_images && !o.png_dir.empty()) throw std::runtime_error("--png needs the images: drop --no-images");
   if (o.batch_size < 1) throw std::runtime_error(fmt::format("--batch-size {}: must be >= 1", o.batch_size));
+  if (o.images_per_class < 1) throw std::runtime_error(fmt::format("--images-per-class {}: must be >= 1", o.images_per_class));
+  for (const auto& [flag, seed] : {std::pair{"--seed", o.seed}, std::pair{"--init-seed", o.init_seed}})
+    if (seed > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+      throw std::runtime_error(fmt::format("{} {}: at most {}", flag, seed, std::numeric_limits<int64_t>::max()));
   const ModelSource var_source{o.var_checkpoint, o.random_init, o.init_seed};
   const auto arch = var_architecture(var_source);
+  if (!o.vqvae_checkpoint.empty()) vqvae_architecture({o.vqvae_checkpoint, "", 0});  // "PATH: cannot open ..." in generate's terms
   parse_class_list(o.classes, arch.num_classes);
   SamplingSettings sampling;
   sampling.cfg = o.cfg;
@@ -111,9 +118,11 @@ int run_generate(const GenerateOptions& o) {
   // From here on the same path as `varbench run`: the experiment's checks, the driver, the result file.
   const auto x = parse_experiment(generate_experiment_toml(o), "varbench generate");
   check_experiment(x, CheckOptions{});
-  if (std::filesystem::exists(o.out)) std::filesystem::remove(o.out);  // --overwrite: a new file, not a resumed one
   const auto outcome = [&] {
-    ResultFile results(o.out, "varbench generate", x.toml_text);
+    ResultFile results(o.out, "varbench generate", x.toml_text);  // holds the file's lock from here on
+    // --overwrite: a new file, and no partial run of an earlier attempt resumed into it.
+    std::filesystem::remove(o.out);
+    std::filesystem::remove_all(o.out + ".partial");
     return run_experiment(x, DriverOptions{}, results);
   }();
   if (outcome.stop_signal != 0) {
@@ -121,7 +130,7 @@ int run_generate(const GenerateOptions& o) {
     return 128 + outcome.stop_signal;
   }
   const auto& record = outcome.records.at(0);
-  if (record.status != schema::kCompleted) throw std::runtime_error(record.error);
+  if (record.status != schema::kCompleted) return 1;  // the driver said why, in one line
 
   // generate's own description of the run, beside the driver's (readers of earlier files find it).
   const int64_t N = record.num_images;
@@ -174,10 +183,11 @@ void register_generate_command(CLI::App& app, CommandAction& action) {
   auto o = std::make_shared<GenerateOptions>();
   auto* cmd = app.add_subcommand("generate", "Sample images with one VAR model (large-only or small-only)");
   auto* var = cmd->add_option("--var", o->var_checkpoint, "VAR checkpoint (.safetensors; see scripts/convert_checkpoint.py)");
-  cmd->add_option("--vqvae", o->vqvae_checkpoint, "VQVAE checkpoint (.safetensors)");
+  auto* vqvae = cmd->add_option("--vqvae", o->vqvae_checkpoint, "VQVAE checkpoint (.safetensors)");
   auto* rnd = cmd->add_option("--random-init", o->random_init,
                               "Random weights for a named VAR config instead of --var: var-d16/20/24/30, var-d36-s, tiny-d2/3/4");
-  cmd->add_option("--random-vqvae", o->random_vqvae, "Random VQVAE config (vqvae-ch160, vqvae-ch32); default follows --random-init");
+  cmd->add_option("--random-vqvae", o->random_vqvae, "Random VQVAE config (vqvae-ch160, vqvae-ch32); default follows --random-init")
+      ->excludes(vqvae);
   cmd->add_option("--init-seed", o->init_seed, "Seed of the random initialisation")->capture_default_str();
   var->excludes(rnd);
   cmd->add_option("--classes", o->classes, "Classes: '0-999', '1,5,7', or a list with repeats")->capture_default_str();

@@ -74,6 +74,14 @@ std::vector<std::string> experiment_problems(const Experiment& x, const CheckOpt
     if (const auto why = catalog.errors.find(spec.name); why != catalog.errors.end())
       problems.push_back(fmt::format("{}: [models.{}] {}", at_line(x.path, spec.line), spec.name, why->second));
   if (!vqvae_error.empty()) problems.push_back(fmt::format("{}: [vqvae] {}", at_line(x.path, x.vqvae.line), vqvae_error));
+  // A transformer samples codes of the VQVAE's codebook: another vocabulary or code dimension cannot decode.
+  if (catalog.vqvae)
+    for (const auto& spec : x.models)
+      if (const auto it = catalog.architectures.find(spec.name); it != catalog.architectures.end())
+        if (it->second.vocab_size != catalog.vqvae->vocab_size || it->second.code_dim != catalog.vqvae->code_dim)
+          problems.push_back(fmt::format("{}: [models.{}] ({} codes of dim {}) and [vqvae] ({} codes of dim {}) do not match",
+                                         at_line(x.path, spec.line), spec.name, it->second.vocab_size, it->second.code_dim,
+                                         catalog.vqvae->vocab_size, catalog.vqvae->code_dim));
 
   if (x.quality) {
     const auto where = at_line(x.path, x.quality->line);

@@ -33,7 +33,6 @@ inline constexpr const char* kNumImages = "num_images";
 inline constexpr const char* kError = "error";              // one line, failed runs
 inline constexpr const char* kIdentityJson = "identity_json";  // what resume and merge compare
 inline constexpr const char* kSettingsJson = "settings_json";
-inline constexpr const char* kEffectiveSettingsJson = "effective_settings_json";
 inline constexpr const char* kMeasurement = "measurement";  // how the process measured (provenance.h measurement_of)
 inline constexpr const char* kMixedHardware = "mixed_hardware";
 inline constexpr const char* kSegments = "segments";        // processes that measured the run (resumed: 2)
