@@ -24,16 +24,14 @@
 namespace varbench {
 
 namespace {
-constexpr const char* kGroup = schema::kMetricsWorld;
-constexpr const char* kVsBaseline = schema::kVsBaseline;
 
 // Scores are up to date when they were computed from this many images with the same feature network and
 // reference by content (a network retrained into the same path is another network), and their intervals
 // with the same bootstrap.
 bool up_to_date(const h5::Group& run, int64_t images, const std::string& network_identity, const std::string& reference_identity,
                 const metrics::BootstrapSettings& bootstrap) {
-  if (!run.has(kGroup)) return false;
-  const auto m = run.group(kGroup);
+  if (!run.has(schema::kMetricsWorld)) return false;
+  const auto m = run.group(schema::kMetricsWorld);
   auto same = [&](const char* attr, const std::string& value) { return m.has_attr(attr) && m.attr_string(attr) == value; };
   auto same_int = [&](const char* attr, int64_t value) { return m.has_attr(attr) && m.attr_int(attr) == value; };
   return same_int(schema::kNumImages, images) && same("feature_network_identity", network_identity) &&
@@ -49,7 +47,7 @@ void set_interval(const h5::Group& m, const std::string& key, const metrics::Int
 
 // The per-image ingredients of a scored run, read back from its metrics_world group.
 metrics::WorldImageScores image_scores_of(const h5::Group& run, const std::string& where, const metrics::WorldReference& reference) {
-  const auto m = run.group(kGroup);
+  const auto m = run.group(schema::kMetricsWorld);
   auto read_matrix = [&](const char* name) {
     auto ds = m.dataset(name);
     const auto dims = ds.dims();
@@ -61,7 +59,7 @@ metrics::WorldImageScores image_scores_of(const h5::Group& run, const std::strin
 }
 
 metrics::WorldQuality point_of(const h5::Group& run) {
-  const auto m = run.group(kGroup);
+  const auto m = run.group(schema::kMetricsWorld);
   metrics::WorldQuality q;
   q.images = m.attr_int(schema::kNumImages);
   q.fd = m.attr_double("fd");
@@ -73,7 +71,7 @@ metrics::WorldQuality point_of(const h5::Group& run) {
 }
 
 std::string scores_id_of(const h5::Group& run) {
-  const auto m = run.group(kGroup);
+  const auto m = run.group(schema::kMetricsWorld);
   return m.has_attr("scores_id") ? m.attr_string("scores_id") : "";
 }
 }  // namespace
@@ -100,7 +98,7 @@ void compare_with_baseline(const std::string& result_path, h5::File& file, const
   std::vector<std::pair<std::string, std::string>> scored;  // (run, context)
   for (const auto& name : runs.children()) {
     const auto run = runs.group(name);
-    if (!run.has(kGroup) || !run.group(kGroup).has("features")) continue;
+    if (!run.has(schema::kMetricsWorld) || !run.group(schema::kMetricsWorld).has("features")) continue;
     const auto record = read_run_record(result_path, run, name);
     if (record.status != schema::kCompleted) continue;
     const auto context = comparison_context(record);
@@ -115,26 +113,26 @@ void compare_with_baseline(const std::string& result_path, h5::File& file, const
   };
   for (const auto& [name, context] : scored) {
     const auto run = runs.group(name);
-    const auto m = run.group(kGroup);
+    const auto m = run.group(schema::kMetricsWorld);
     const auto b = baseline_of_context.find(context);
     if (b == baseline_of_context.end() || b->second == name) {
-      if (m.has(kVsBaseline)) m.remove(kVsBaseline);
+      if (m.has(schema::kVsBaseline)) m.remove(schema::kVsBaseline);
       continue;
     }
     const auto base = runs.group(b->second);
-    if (m.has(kVsBaseline)) {
-      const auto v = m.group(kVsBaseline);
+    if (m.has(schema::kVsBaseline)) {
+      const auto v = m.group(schema::kVsBaseline);
       auto same = [&](const char* attr, const std::string& value) { return v.has_attr(attr) && v.attr_string(attr) == value; };
       if (!o.recompute && same("baseline_run", b->second) && same("run_scores_id", scores_id_of(run)) &&
           same("baseline_scores_id", scores_id_of(base)) && v.has_attr("bootstrap_resamples") &&
           v.attr_int("bootstrap_resamples") == bootstrap.resamples && v.attr_int("bootstrap_seed") == static_cast<int64_t>(bootstrap.seed))
         continue;
-      m.remove(kVsBaseline);
+      m.remove(schema::kVsBaseline);
     }
     try {
       if (!reference) reference = metrics::load_world_reference(q.reference);
       const auto c = metrics::compare_world_quality(scores_of(name), point_of(run), scores_of(b->second), point_of(base), *reference, bootstrap);
-      const auto v = m.create_group(kVsBaseline);
+      const auto v = m.create_group(schema::kVsBaseline);
       v.set_attr("baseline_run", b->second);
       v.set_attr("paired", static_cast<int64_t>(c.paired));
       v.set_attr("images", c.images);
@@ -216,8 +214,8 @@ WorldScoringOutcome score_runs_world(const std::string& result_path, const Quali
       auto image_scores = metrics::world_image_scores(out.features, out.logits, labels, where, *reference);
       const auto intervals = metrics::world_quality_intervals(image_scores, s, *reference, bootstrap);
       scored_now.insert_or_assign(name, std::move(image_scores));
-      if (run.has(kGroup)) run.remove(kGroup);
-      const auto m = run.create_group(kGroup);
+      if (run.has(schema::kMetricsWorld)) run.remove(schema::kMetricsWorld);
+      const auto m = run.create_group(schema::kMetricsWorld);
       m.set_attr("fd", s.fd);
       m.set_attr("precision", s.precision);
       m.set_attr("recall", s.recall);

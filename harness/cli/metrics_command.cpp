@@ -11,15 +11,11 @@
 #include <fmt/format.h>
 
 #include "harness/cli/commands.h"
-#include "harness/experiment/run_identity.h"
 #include "harness/platform/device.h"
-#include "harness/platform/error_text.h"
-#include "formats/file_lock.h"
 #include "formats/hdf5.h"
 #include "formats/image_files.h"
 #include "harness/platform/progress.h"
-#include "harness/platform/provenance.h"
-#include "harness/results/sample_writer.h"
+#include "harness/platform/provenance.h"  // configure_threads
 #include "harness/analysis/inception_scoring.h"
 #include "harness/analysis/world_scoring.h"
 #include "harness/results/record_reader.h"
